@@ -1,1 +1,10 @@
-"""placeholder"""
+"""rainbench: curate real-rain image datasets, publish them, and benchmark deraining methods."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("rainbench")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

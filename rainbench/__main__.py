@@ -1,0 +1,7 @@
+"""``python -m rainbench`` runs the CLI."""
+
+import sys
+
+from rainbench.cli import main
+
+sys.exit(main())

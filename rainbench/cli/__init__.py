@@ -1,0 +1,99 @@
+"""The ``rainbench`` command: one group, one module per verb."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from rainbench import __version__
+from rainbench.cli.common import DEBUG, debug_option, stderr_console
+
+# Verb -> module under rainbench.cli; each module defines ``command``. Order is the help order:
+# the journey from photographs to a leaderboard.
+VERBS = {
+    "demo": "demo",
+    "synth": "synth",
+    "ingest": "ingest",
+    "publish": "publish",
+    "methods": "methods",
+    "train": "train",
+    "derain": "derain",
+    "run": "run",
+    "leaderboard": "leaderboard",
+    "weights": "weights",
+    "analyze-id": "analyze",
+}
+
+
+class VerbGroup(click.Group):
+    """A group that imports each verb's module only when that verb (or the help) needs it."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [verb for verb in VERBS if self._load(verb) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._load(name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        module_name = VERBS.get(name)
+        if module_name is None:
+            return None
+        try:
+            module = importlib.import_module(f"rainbench.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"rainbench.cli.{module_name}":
+                return None  # a verb whose module has not landed yet
+            raise
+        return module.command
+
+
+@click.group(cls=VerbGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="rainbench")
+@debug_option
+def cli() -> None:
+    """rainbench: real-rain image restoration research, from photographs to leaderboards.
+
+    \b
+    Typical journey:
+      rainbench synth CLEAN_DIR --out synth/          make paired rainy/clean data
+      rainbench ingest PHOTOS/ synth/ --out data/     curate, dedup, split into a HF dataset
+      rainbench train --method nlcl ...               train a learnable method
+      rainbench run --method nlcl --dataset data/     score methods with pyiqa metrics
+      rainbench leaderboard runs/*                    tables, plots, HTML report
+      rainbench publish data/ --repo-id ORG/NAME      push the dataset to the Hub
+
+    Every command takes --device, --workers, --seed, --quiet/--verbose and --debug.
+    Run `rainbench COMMAND --help` for its options.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; errors become one line on stderr and a non-zero exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="rainbench", standalone_mode=False)
+    except click.exceptions.Abort:
+        stderr_console().print("[red]aborted[/red]")
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        stderr_console().print("[red]interrupted[/red]: finished work is kept; re-run to resume")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into one line
+        if DEBUG["enabled"]:
+            raise
+        message = str(exc) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        print("(run again with --debug for the full traceback)", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
