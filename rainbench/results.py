@@ -1,0 +1,159 @@
+"""The results store of a run: long-format Parquet, written incrementally, read back de-duplicated.
+
+A run directory holds::
+
+    RUN_DIR/run.json                     the run's configuration (dataset, split, methods, metrics)
+    RUN_DIR/results/part-00000.parquet   result rows, one file per flush
+    RUN_DIR/results.parquet              the consolidated table, rewritten when a run finishes
+    RUN_DIR/outputs/<method>/<id>.png    method outputs (with --save-outputs)
+
+Each part file is written to a temporary name and renamed, so a killed run leaves only complete
+part files behind and loses at most the rows it had not flushed. Rows are one per
+(image, method, metric); a later row for the same key replaces an earlier one, which is how a
+resumed or repeated run overwrites stale results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+PARTS_DIR = "results"
+CONSOLIDATED = "results.parquet"
+RUN_CONFIG = "run.json"
+KEY = ["image_id", "method", "metric"]
+COLUMNS = [
+    "run_id", "dataset", "dataset_fingerprint", "split", "image_id", "method", "method_config_hash",
+    "metric", "metric_spec", "value", "lower_better", "seconds", "device", "error", "source", "rain_kind",
+]
+"""Result columns, in order: the contract every reader (leaderboard, report, users) relies on."""
+
+
+class ResultsError(ValueError):
+    """A run directory is missing, malformed, or belongs to a different run; the message names it."""
+
+
+def _schema():
+    import pyarrow as pa
+
+    text = pa.string()
+    types = {"value": pa.float64(), "lower_better": pa.bool_(), "seconds": pa.float64()}
+    return pa.schema([(name, types.get(name, text)) for name in COLUMNS])
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` atomically (temporary file in the same directory, then rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame[COLUMNS], schema=_schema(), preserve_index=False)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsWriter:
+    """Buffers result rows and flushes them as numbered part files under ``RUN_DIR/results``."""
+
+    def __init__(self, run_dir: str | Path):
+        self.parts = Path(run_dir) / PARTS_DIR
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._rows: list[dict[str, Any]] = []
+        numbers = [int(p.stem.split("-")[1]) for p in self.parts.glob("part-*.parquet") if p.stem.split("-")[1].isdigit()]
+        self._next = max(numbers, default=-1) + 1
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Queue rows (dicts with the :data:`COLUMNS` keys; missing keys become null)."""
+        for row in rows:
+            unknown = set(row) - set(COLUMNS)
+            if unknown:
+                raise KeyError(f"unknown result column(s): {', '.join(sorted(unknown))}")
+            self._rows.append(row)
+
+    @property
+    def pending(self) -> int:
+        """Rows queued but not yet on disk."""
+        return len(self._rows)
+
+    def flush(self) -> Path | None:
+        """Write the queued rows as the next part file; returns its path (None when nothing queued)."""
+        if not self._rows:
+            return None
+        frame = pd.DataFrame(self._rows, columns=COLUMNS)
+        path = self.parts / f"part-{self._next:05d}.parquet"
+        _write_parquet(frame, path)
+        self._next += 1
+        self._rows = []
+        return path
+
+    def close(self) -> None:
+        """Flush what is left."""
+        self.flush()
+
+
+def read_results(run_dir: str | Path) -> pd.DataFrame:
+    """All result rows of a run, one per (image, method, metric): the last written row wins."""
+    import pyarrow.parquet as pq
+
+    run_dir = Path(run_dir)
+    parts = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    if parts:
+        frames = [pq.read_table(p).to_pandas() for p in parts]
+    elif (run_dir / CONSOLIDATED).exists():
+        frames = [pq.read_table(run_dir / CONSOLIDATED).to_pandas()]
+    elif run_dir.is_dir():
+        return pd.DataFrame({c: pd.Series(dtype=_schema().field(c).type.to_pandas_dtype()) for c in COLUMNS})
+    else:
+        raise ResultsError(f"{run_dir}: no such run directory")
+    frame = pd.concat(frames, ignore_index=True)
+    missing = set(COLUMNS) - set(frame.columns)
+    if missing:
+        raise ResultsError(f"{run_dir}: result files lack column(s) {', '.join(sorted(missing))}")
+    frame = frame.drop_duplicates(KEY, keep="last")
+    return frame.sort_values(KEY, kind="stable").reset_index(drop=True)[COLUMNS]
+
+
+def consolidate(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/results.parquet``: every part file merged and de-duplicated."""
+    path = Path(run_dir) / CONSOLIDATED
+    _write_parquet(read_results(run_dir), path)
+    return path
+
+
+def write_run_config(run_dir: str | Path, config: dict[str, Any]) -> Path:
+    """Write ``run.json`` atomically (sorted keys, so the same run writes the same file)."""
+    path = Path(run_dir) / RUN_CONFIG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's ``run.json`` (None for a directory that has none yet)."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def is_failure(value: float, error: Any) -> bool:
+    """True for a row that records a failure (an error text, or no finite value)."""
+    return (isinstance(error, str) and error != "") or value is None or not math.isfinite(value)
