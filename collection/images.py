@@ -114,7 +114,9 @@ def _open(source: Source, label: str) -> Image.Image:
 
 def _orientation(img: Image.Image) -> int:
     try:
-        value = int(img.getexif().get(_ORIENTATION_TAG, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": the caller's EXIF reader reports it
+            value = int(img.getexif().get(_ORIENTATION_TAG, 1))
     except Exception:  # malformed EXIF must not make a readable image unreadable
         return 1
     return value if 1 <= value <= 8 else 1

@@ -163,11 +163,13 @@ def _layer_splats(layer: StreakLayer, height: int, width: int, rng: np.random.Ge
     # Samples are spaced length/(steps-1) apart; weighting by that spacing makes the accumulated
     # value along the streak equal to its peak, independent of the sampling rate.
     ws = peaks[:, None] * taper[None, :] * (lengths[:, None] / (steps - 1))
-    sigma = math.hypot(layer.width * scale, layer.blur * scale)
+    # Below half a pixel a streak cannot get thinner, only fainter: keep sigma >= 0.5 so the
+    # rendered coverage does not depend on the resolution.
+    sigma = max(0.5, math.hypot(layer.width * scale, layer.blur * scale))
     ys, xs, ws = ys.ravel(), xs.ravel(), ws.ravel()
     order = np.argsort(ys, kind="stable")
     # A thin line blurred by a Gaussian of sigma s peaks at 1 / (sqrt(2 pi) s); restore the peak.
-    gain = math.sqrt(2 * math.pi) * sigma if sigma > 0.4 else 1.0
+    gain = math.sqrt(2 * math.pi) * sigma
     return _Splats(ys[order], xs[order], ws[order], sigma, int(math.ceil(4 * sigma)) + 2, gain)
 
 
@@ -186,8 +188,7 @@ def _render_strip(splats: _Splats, y0: int, y1: int, width: int, height: int) ->
         inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
         buf += np.bincount(r[inside] * cols + c[inside], weights=(w * weight)[inside], minlength=rows * cols)
     layer = buf.reshape(rows, cols)
-    if splats.sigma > 0.4:
-        layer = gaussian_filter(layer, splats.sigma, mode="constant") * splats.intensity_gain
+    layer = gaussian_filter(layer, splats.sigma, mode="constant") * splats.intensity_gain
     return layer[y0 - b0 : y0 - b0 + (y1 - y0)].astype(np.float32)
 
 

@@ -31,10 +31,11 @@ class VerbGroup(click.Group):
     """A group that imports each verb's module only when that verb (or the help) needs it."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [verb for verb in VERBS if self._load(verb) is not None]
+        lazy = [verb for verb in VERBS if self._load(verb) is not None]
+        return lazy + sorted(set(self.commands) - set(lazy))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return self._load(name)
+        return self._load(name) or self.commands.get(name)
 
     @staticmethod
     def _load(name: str) -> click.Command | None:
