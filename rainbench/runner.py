@@ -114,9 +114,9 @@ def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> _Method:
     return _Method(name, model, str(config_hash), request)
 
 
-def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, offline: bool) -> list[_Metric]:
-    """Check every metric's weights first (fail before any work), then build them."""
-    names = [item for item in items if isinstance(item, str)]
+def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, niqe_model: Path | None) -> list[_Metric]:
+    """Check every metric's weights first (fail before any work), then build them (never downloading)."""
+    names = [item for item in items if isinstance(item, str) and not (item == "niqe" and niqe_model is not None)]
     if names:
         from rainbench.weights import check
 
@@ -126,7 +126,9 @@ def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None
         if isinstance(item, str):
             from rainbench.metrics import create_metric
 
-            item = create_metric(item, device=str(device), weights_dir=weights_dir, offline=offline)
+            # Weights were checked above, so nothing needs fetching: a download here would be a bug.
+            item = create_metric(item, device=str(device), weights_dir=weights_dir, offline=True,
+                                 niqe_model=niqe_model if item == "niqe" else None)
         spec = item.spec
         spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec, sort_keys=True, default=str)
         out.append(_Metric(spec.name, item, bool(spec.needs_reference), bool(spec.lower_better), spec_json))
@@ -326,12 +328,19 @@ def run_benchmark(
     workers: int = 0,
     progress: ProgressCallback | None = None,
     weights_dir: str | Path | None = None,
+    niqe_model: str | Path | None = None,
     offline: bool = False,
     include_identity: bool = True,
     amp: bool = True,
     flush_every: int = 16,
 ) -> RunSummary:
-    """Derain every image of ``split`` with every method, score it with every metric, store results in ``out``."""
+    """Derain every image of ``split`` with every method, score it with every metric, store results in ``out``.
+
+    ``methods`` are :class:`MethodRequest` or ``(name, weights, config)`` tuples (or built method
+    objects); ``metrics`` are metric names (or built metric objects). ``offline`` applies to the
+    dataset (Hub ids resolve from the local cache only); metric weights are never downloaded here.
+    The ``identity`` method (the rainy input) is added unless ``include_identity`` is false.
+    """
     import torch
 
     from rainbench.device import resolve_device
@@ -344,7 +353,8 @@ def run_benchmark(
         raise ValueError("no methods to run")
     if not metrics:
         raise ValueError("no metrics to compute")
-    prepared_metrics = _prepare_metrics(list(metrics), device, weights_dir, offline)
+    niqe_model = Path(niqe_model) if niqe_model is not None else None
+    prepared_metrics = _prepare_metrics(list(metrics), device, weights_dir, niqe_model)
     if not isinstance(dataset, BenchDataset):
         dataset = open_dataset(dataset, split, offline=offline)
     items = list(methods)

@@ -2,13 +2,129 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
-from rainbench.cli.common import NotImplementedYet, common_options
+from rainbench.cli.common import common_options, parse_key_values, stdout_console
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
+    """``NAME.key=value`` pairs -> {method: {key: value}}; values are JSON where they parse (numbers, booleans)."""
+    out: dict[str, dict] = {}
+    for dotted, raw in parse_key_values(pairs, "--config").items():
+        method, sep, key = dotted.partition(".")
+        if not sep or not method or not key:
+            raise click.BadParameter(f"expected METHOD.key=value, got {dotted}={raw}", param_hint="--config")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(method, {})[key] = value
+    return out
+
+
+@click.command("run")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help="Method to run (repeatable); the rainy input is always scored too, as `identity`.")
+@click.option("--weights", "weights", multiple=True, metavar="NAME=FILE", help="Checkpoint for a method (repeatable).")
+@click.option("--config", "configs", multiple=True, metavar="NAME.KEY=VALUE", help="Override a method option (repeatable).")
+@click.option("--dataset", required=True, metavar="PATH_OR_HUB_ID",
+              help="Dataset dir from `rainbench ingest`, a Hub tree on disk, or a Hub id ORG/NAME.")
+@click.option("--split", default="test", show_default=True, help="Dataset split to score.")
+@click.option("--metrics", default="psnr,ssim,piqe", show_default=True, metavar="LIST",
+              help="Comma-separated metrics (see `rainbench weights list`); reference ones only on rows with a clean image.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images per method call (images are grouped by size).")
+@click.option("--save-outputs", is_flag=True, help="Save every method output as PNG under RUN_DIR/outputs/<method>/.")
+@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory with metric weights (default: $RAINBENCH_WEIGHTS_DIR, then the pyiqa cache).")
+@click.option("--niqe-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="NIQE model file from `rainbench weights fit-niqe` (instead of pyiqa's).")
+@click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never touch the network: Hub ids from the local cache only.")
+@click.option("--no-identity", is_flag=True, help="Do not score the rainy input as the `identity` method.")
+@click.option("--flush-every", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Write results to disk every N images (a crash loses at most that many).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory; re-running with the same directory resumes.")
 @common_options
-def command(common) -> None:
-    """Benchmark methods on a dataset with reference and no-reference metrics. (Not implemented yet.)"""
-    raise NotImplementedYet("run", 7)
+def command(common, methods, weights, configs, dataset, split, metrics, batch_size, save_outputs, weights_dir,
+            niqe_model, offline, no_identity, flush_every, out) -> None:
+    """Benchmark methods on a dataset with reference and no-reference metrics.
+
+    \b
+    Example:
+      rainbench run --method identity --method nlcl --weights nlcl=nlcl.pt \\
+          --dataset data/ --metrics psnr,ssim,niqe --out runs/first
+    Results go to RUN_DIR/results.parquet (one row per image x method x metric);
+    an interrupted run resumes when run again with the same --out.
+    """
+    from rainbench.runner import MethodRequest, run_benchmark
+
+    metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not metric_names:
+        raise click.BadParameter("no metric given", param_hint="--metrics")
+    weight_files = parse_key_values(weights, "--weights")
+    method_configs = _parse_config(configs)
+    names = list(dict.fromkeys(methods))
+    for option, keys in (("--weights", weight_files), ("--config", method_configs)):
+        stray = sorted(set(keys) - set(names))
+        if stray:
+            raise click.BadParameter(f"{', '.join(stray)} is not a --method of this run", param_hint=option)
+    requests = [MethodRequest(n, weight_files.get(n), method_configs.get(n, {})) for n in names]
+
+    with _progress_callback(common) as on_progress:
+        summary = run_benchmark(
+            dataset, requests, metric_names, out, split=split, device=common.torch_device(), batch_size=batch_size,
+            save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=weights_dir,
+            niqe_model=niqe_model, offline=offline, include_identity=not no_identity, flush_every=flush_every,
+        )
+    _print_summary(summary, common)
+
+
+class _progress_callback:
+    """A context manager yielding a ``progress(done, total)`` callback that drives a rich bar."""
+
+    def __init__(self, common):
+        self.common = common
+
+    def __enter__(self):
+        import time
+
+        from rainbench.cli.common import progress
+
+        self._context = progress(self.common)
+        bar = self._context.__enter__()
+        task = bar.add_task("scoring images", total=None, rate="")
+        start = [0.0]
+
+        def update(done: int, total: int) -> None:
+            if done == 0:
+                start[0] = time.perf_counter()
+            elapsed = time.perf_counter() - start[0]
+            rate = f"{done / elapsed:.2f} img/s" if done and elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        return update
+
+    def __exit__(self, *exc):
+        return self._context.__exit__(*exc)
+
+
+def _print_summary(summary, common) -> None:
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title=f"{summary.dataset}:{summary.split}  run {summary.run_id}")
+    for column in ("method", "metric", "mean", "n", "failures"):
+        table.add_column(column, justify="left" if column in ("method", "metric") else "right")
+    for row in summary.table.itertuples(index=False):
+        arrow = "↓" if row.lower_better else "↑"
+        table.add_row(row.method, f"{row.metric} {arrow}", "–" if row.mean != row.mean else f"{row.mean:.4f}",
+                      str(int(row.n)), str(int(row.failures)) if row.failures else "")
+    console.print(table)
+    failed = {m: n for m, n in summary.failures.items() if n}
+    note = f"; failures: {', '.join(f'{m} {n}' for m, n in failed.items())} image(s)" if failed else ""
+    console.print(f"{summary.n_processed} image(s) scored, {summary.n_resumed} already done, "
+                  f"{summary.seconds:.1f} s{note}. Results: {summary.run_dir / 'results.parquet'}")
