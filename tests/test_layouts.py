@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -697,3 +696,26 @@ def test_rain800_subfolder_as_root(tmp_path):
     side_by_side(root, "1.jpg")
     assert detect_layout(root) == "rain800"
     assert detect_layout(side_by_side(tmp_path / "x" / "training", "1.jpg").parent) == "plain"
+
+
+def test_real_synth_output_reads_back_as_tagged_pairs(tmp_path):
+    from collection.synth import synthesize_file
+
+    clean_src = img(tmp_path, "src/photo.png", size=(48, 32), color=(120, 130, 140))
+    out = tmp_path / "synth_out"
+    synthesize_file(clean_src, out, "photo", preset="rain100h", seed=1)
+    synthesize_file(clean_src, out, "photo.v2", preset="rain100l", seed=2)
+    assert detect_layout(out) == "synth"
+    result = survey(out)
+    assert {i.path: (i.clean_path, i.tags.get("rain_kind")) for i in result.items} == {
+        "rainy/photo.png": ("clean/photo.png", "rain100h"),
+        "rainy/photo.v2.png": ("clean/photo.v2.png", "rain100l"),
+    }
+    assert_accounted(out, result, metadata=frozenset({"params/photo.json", "params/photo.v2.json"}))
+
+
+def test_source_name_defaults_to_the_folder_name_as_given(tmp_path):
+    img(tmp_path / "real_name", "a.png")
+    (tmp_path / "alias").symlink_to(tmp_path / "real_name")
+    assert [i.source for i in discover(tmp_path / "alias")] == ["alias"]
+    assert next(discover(tmp_path / "alias" / "..", layout="plain")).source == tmp_path.name

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .ddn import list_ddn
 from .detect import detect
@@ -31,8 +31,8 @@ from .video import frame_label, list_video, read_video_frame
 __all__ = [
     "LAYOUTS",
     "ROLES",
-    "VIDEO_SUFFIXES",
     "UNSUPPORTED",
+    "VIDEO_SUFFIXES",
     "LayoutError",
     "SourceItem",
     "Survey",
@@ -99,7 +99,9 @@ def survey(
         raise LayoutError(f"fps must be positive, got {fps}")
     tree = Tree(root)
     chosen = detect(tree) if layout == "auto" else layout
-    source = source_name or tree.root.name
+    # The name as the user typed it: a symlinked folder keeps its own name, not its target's.
+    typed = Path(root).expanduser().absolute().name
+    source = source_name or (typed if typed not in ("", "..") else tree.root.name)
     listing = _LISTERS[chosen](tree, source, fps)
 
     labels: dict[str, dict[str, str]] = {}

@@ -40,7 +40,7 @@ def upright_size(path: Path) -> tuple[int, int]:
         width, height = img.size
         try:
             orientation = int(img.getexif().get(0x0112, 1))
-        except Exception:  # malformed EXIF: the loader treats it as upright too
+        except (OSError, ValueError, TypeError, SyntaxError):  # malformed EXIF: the loader reads it as upright
             orientation = 1
     return (height, width) if orientation in _SWAPS_AXES else (width, height)
 
@@ -50,13 +50,13 @@ def list_rain800(tree: Tree, source: str, fps: float) -> Listing:
     listing = Listing()
     for f in tree.images():
         folder = parent_of(f)
-        base = dict(source=source, layout="rain800", path=f, file=tree.abspath(f), split=split_of_path(folder))
+        base = {"source": source, "layout": "rain800", "path": f, "file": tree.abspath(f), "split": split_of_path(folder)}
         if any(p.lower() in UNPAIRED_FOLDERS for p in folder.split("/")):
             listing.items.append(SourceItem(role="rainy", **base))
             continue
         try:
             width, height = upright_size(tree.abspath(f))
-        except Exception:
+        except (OSError, ValueError, SyntaxError, EOFError):
             # Unreadable header: yield the whole file so the pipeline's decode quarantines it with the reason.
             listing.items.append(SourceItem(role="rainy", **base))
             continue

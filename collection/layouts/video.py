@@ -100,7 +100,7 @@ def video_items(tree: Tree, source: str, rel: str, fps: float) -> list[SourceIte
         times = frame_times(video_duration(file), fps)
     except LayoutError:
         raise
-    except Exception as exc:  # FFmpeg raises many types; the pipeline quarantines on decode
+    except (av.FFmpegError, OSError, ValueError) as exc:  # the pipeline quarantines it on decode
         log.warning("%s: cannot read video duration (%s)", file, exc)
         times = [0.0]
     return [
