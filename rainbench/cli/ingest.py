@@ -2,13 +2,111 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from rainbench.cli.common import NotImplementedYet, common_options
+from rainbench.cli.common import common_options, parse_key_values, progress, stdout_console
+
+_STAGES = {"discover": "discovering sources", "probe": "probing files", "curate": "curating", "build": "writing dataset"}
 
 
-@click.command("ingest", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.command("ingest")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: DatasetDict, manifest.parquet, report/ and the probe cache.")
+@click.option("--layout", default="auto", show_default=True,
+              help="Source layout for every SOURCE (auto-detected by default; see docs/ingest.md).")
+@click.option("--source-name", default=None, help="Source name for a single SOURCE (default: the folder name).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label every row, e.g. rain_kind=heavy (repeatable).")
+@click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV or JSONL of per-file labels keyed by relative path.")
+@click.option("--min-side", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Quarantine images whose short side is below this many pixels.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Quarantine images above N pixels (default 200 MP, the loader's limit).")
+@click.option("--radius", type=click.IntRange(0, 32), default=8, show_default=True,
+              help="Perceptual-hash Hamming radius for near duplicates.")
+@click.option("--split", "split", default=None, metavar="NAME=RATIO,...",
+              help="Split ratios, e.g. train=0.8,test=0.2 (default; splits fixed by a layout are kept).")
+@click.option("--split-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV with 'split' and 'id' or 'path' columns pinning rows to splits.")
+@click.option("--keep-gps", is_flag=True, help="Record GPS latitude, longitude and altitude (personal data: off by default).")
+@click.option("--fps", type=float, default=1.0, show_default=True, help="Frames sampled per second of video.")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD>=X",
+              help="Quarantine rows failing a quality threshold, e.g. sharpness>=50 (repeatable, opt-in).")
 @common_options
-def command(common) -> None:
-    """Curate folders of rainy photographs and public derain sets into a deduplicated, split HF dataset. (Not implemented yet.)"""
-    raise NotImplementedYet("ingest", 3)
+def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str | None, tags: tuple[str, ...],
+            sidecar: Path | None, min_side: int, max_pixels: int | None, radius: int, split: str | None,
+            split_file: Path | None, keep_gps: bool, fps: float, filters: tuple[str, ...], common) -> None:
+    """Curate SOURCE folders (PATH or NAME=PATH) into a deduplicated, split Hugging Face dataset in --out."""
+    from collection.images import DEFAULT_MAX_PIXELS
+    from collection.ingest import IngestOptions, SourceSpec, ingest
+    from collection.quality import parse_filter
+
+    if split and split_file:
+        raise click.UsageError("--split and --split-file exclude each other")
+    if source_name and len(sources) > 1:
+        raise click.BadParameter("--source-name names one SOURCE; use NAME=PATH for several", param_hint="--source-name")
+    for text in filters:
+        try:
+            parse_filter(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--filter") from None
+    if split:
+        from collection.splits import parse_ratios
+
+        try:
+            parse_ratios(split)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--split") from None
+    labels = parse_key_values(tags, "--tag")
+    specs = []
+    for text in sources:
+        spec = SourceSpec.parse(text, layout=layout, tags=labels, sidecar=sidecar)
+        if source_name:
+            spec = SourceSpec(spec.path, source_name, layout, labels, sidecar)
+        if not spec.path.is_dir():
+            raise click.BadParameter(f"{spec.path}: not a folder", param_hint="SOURCE")
+        specs.append(spec)
+    options = IngestOptions(
+        min_side=min_side, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, radius=radius, split=split,
+        split_file=split_file, seed=common.seed, keep_gps=keep_gps, fps=fps, filters=tuple(filters),
+        workers=common.n_workers(),
+    )
+    with progress(common) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total, rate="")
+            bar.update(tasks[stage], completed=done, total=total)
+
+        summary = ingest(specs, out, options, progress=report)
+    _show(summary)
+
+
+def _show(summary) -> None:
+    """Print the end-of-run tables: files by status and reason, rows per split."""
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title=f"rainbench ingest -> {summary.out}")
+    table.add_column("files", style="bold")
+    table.add_column("reason")
+    table.add_column("count", justify="right")
+    for status, count in summary.status.items():
+        table.add_row(status, "", str(count))
+        if status == "quarantined":
+            for reason, n in summary.reasons.items():
+                table.add_row("", reason, str(n))
+    console.print(table)
+    splits = Table(title="dataset rows")
+    splits.add_column("split", style="bold")
+    splits.add_column("rows", justify="right")
+    for name, count in summary.splits.items():
+        splits.add_row(name, str(count))
+    console.print(splits)
+    state = "rebuilt" if summary.rebuilt else "unchanged"
+    console.print(f"probed {summary.probed} files, {summary.cached} from cache; dataset {state} "
+                  f"(fingerprint {summary.fingerprint[:16]}); report: {summary.report}")

@@ -1,0 +1,156 @@
+"""Write the curated rows as a Hugging Face ``DatasetDict`` holding the original image bytes.
+
+Images are stored as ``datasets.Image()`` values ``{"bytes": <file bytes>, "path": None}``: the
+exact bytes of the source file, never re-encoded, so EXIF, ICC profiles and JPEG quantisation
+survive and ``sha256(stored bytes) == sha256(file)``. The only exceptions are Rain800 halves and
+video frames, which exist only as crops or decoded frames and are stored as PNG (the same bytes the
+probe hashed). Rows are generated one at a time (``Dataset.from_generator`` with a small writer
+batch), so at most a few images are in memory; rows are sorted by ``id`` so a resumed or repeated
+run writes the same dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+from collection.probe import ProbeTask, derived_bytes
+
+ROW_COLUMNS: tuple[str, ...] = (
+    "id", "rainy", "clean", "role", "source", "layout", "path", "clean_path", "width", "height",
+    "format", "sha256", "phash", "dup_group", "scene", "rain_kind", "camera_make", "camera_model",
+    "lens_model", "datetime_original", "exposure_time", "f_number", "focal_length_mm", "iso",
+    "orientation", "gps_latitude", "gps_longitude", "gps_altitude", "sharpness", "brightness",
+    "contrast", "noise",
+)
+"""Dataset columns in order (docs/ARCHITECTURE.md); the ``gps_*`` ones only with ``keep_gps``."""
+
+GPS_COLUMNS = ("gps_latitude", "gps_longitude", "gps_altitude")
+WRITER_BATCH_SIZE = 8
+"""Rows buffered before Arrow writes them: bounds memory to a few images."""
+
+
+def features(keep_gps: bool = False):
+    """The ``datasets.Features`` of a rainbench dataset row."""
+    from datasets import Features, Image, Value
+
+    types = {
+        "id": Value("string"), "rainy": Image(), "clean": Image(), "role": Value("string"),
+        "source": Value("string"), "layout": Value("string"), "path": Value("string"),
+        "clean_path": Value("string"), "width": Value("int32"), "height": Value("int32"),
+        "format": Value("string"), "sha256": Value("string"), "phash": Value("string"),
+        "dup_group": Value("string"), "scene": Value("string"), "rain_kind": Value("string"),
+        "camera_make": Value("string"), "camera_model": Value("string"), "lens_model": Value("string"),
+        "datetime_original": Value("string"), "exposure_time": Value("float64"),
+        "f_number": Value("float64"), "focal_length_mm": Value("float64"), "iso": Value("int32"),
+        "orientation": Value("int32"), "gps_latitude": Value("float64"),
+        "gps_longitude": Value("float64"), "gps_altitude": Value("float64"),
+        "sharpness": Value("float32"), "brightness": Value("float32"), "contrast": Value("float32"),
+        "noise": Value("float32"),
+    }
+    return Features({name: types[name] for name in columns(keep_gps)})
+
+
+def columns(keep_gps: bool = False) -> tuple[str, ...]:
+    """Dataset column names, in order."""
+    return tuple(c for c in ROW_COLUMNS if keep_gps or c not in GPS_COLUMNS)
+
+
+def image_bytes(file: str, region: Any = None, frame_time: float | None = None, max_pixels: int | None = None) -> bytes:
+    """The bytes stored for one image: the file itself, or PNG for a crop region or video frame."""
+    if region is None and frame_time is None:
+        with open(file, "rb") as handle:
+            return handle.read()
+    task = ProbeTask(key=file, file=file, region=tuple(region) if region is not None else None, frame_time=frame_time)
+    return derived_bytes(task, max_pixels) if max_pixels is not None else derived_bytes(task)
+
+
+def _generate(rows: list[dict[str, Any]], names: tuple[str, ...], max_pixels: int | None) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        out = {name: row.get(name) for name in names if name not in ("rainy", "clean")}
+        for side in ("rainy", "clean"):
+            source = row.get(f"{side}_file")
+            out[side] = None if not source else {
+                "bytes": image_bytes(source, row.get(f"{side}_region"), row.get(f"{side}_frame_time"), max_pixels),
+                "path": None,
+            }
+        yield out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars -> Python, for Arrow and for hashing
+    return value
+
+
+def build_dataset(
+    splits: dict[str, list[dict[str, Any]]],
+    out: str | os.PathLike,
+    *,
+    fingerprint: str,
+    keep_gps: bool = False,
+    max_pixels: int | None = None,
+    work_dir: str | os.PathLike | None = None,
+) -> None:
+    """Write ``splits`` (split -> row dicts) as a DatasetDict into ``out`` (replacing an old one).
+
+    A row dict holds the metadata columns plus ``rainy_file``/``clean_file`` (absolute paths or
+    None) and optional ``*_region``/``*_frame_time``. The new dataset is written next to ``out``
+    and moved in split by split; ``dataset_dict.json`` is replaced last.
+    """
+    import datasets.utils as hf_utils
+
+    bars = not hf_utils.are_progress_bars_disabled()
+    hf_utils.disable_progress_bars()  # library code never prints; the CLI shows its own progress
+    try:
+        _build(splits, Path(out), fingerprint, keep_gps, max_pixels, work_dir)
+    finally:
+        if bars:
+            hf_utils.enable_progress_bars()
+
+
+def _build(splits: dict[str, list[dict[str, Any]]], out: Path, fingerprint: str, keep_gps: bool,
+           max_pixels: int | None, work_dir: str | os.PathLike | None) -> None:
+    from datasets import Dataset, DatasetDict
+
+    work = Path(work_dir) if work_dir else out / ".cache" / "build"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    names = columns(keep_gps)
+    feats = features(keep_gps)
+    parts = {}
+    for split in sorted(splits):
+        rows = sorted(({k: _clean(v) for k, v in row.items()} for row in splits[split]), key=lambda r: r["id"])
+        if not rows:
+            parts[split] = Dataset.from_dict({name: [] for name in names}, features=feats)
+            continue
+        parts[split] = Dataset.from_generator(
+            _generate, features=feats, cache_dir=str(work / "arrow"),
+            gen_kwargs={"rows": rows, "names": names, "max_pixels": max_pixels},
+            fingerprint=f"{fingerprint[:32]}-{split}", writer_batch_size=WRITER_BATCH_SIZE,
+        )
+    staged = work / "dataset"
+    DatasetDict(parts).save_to_disk(str(staged))
+    del parts
+    _swap_in(staged, out)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap_in(staged: Path, out: Path) -> None:
+    """Replace the dataset part of ``out`` with ``staged`` (manifest, report and cache untouched)."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    old = out / "dataset_dict.json"
+    previous = json.loads(old.read_text())["splits"] if old.exists() else []
+    old.unlink(missing_ok=True)  # a crash from here on leaves no dataset_dict.json: never a mixed dataset
+    new_splits = json.loads((staged / "dataset_dict.json").read_text())["splits"]
+    for split in set(previous) | set(new_splits):
+        shutil.rmtree(out / split, ignore_errors=True)
+    for split in new_splits:
+        shutil.move(str(staged / split), str(out / split))
+    shutil.move(str(staged / "dataset_dict.json"), str(old))

@@ -1,0 +1,396 @@
+"""The ingest pipeline: sources -> probe (cached) -> curation -> manifest, DatasetDict, report.
+
+:func:`ingest` is the library entry point behind ``rainbench ingest``; it never prints and reports
+progress through an optional ``progress(stage, done, total)`` callback. Curation rules:
+
+- **quarantine, never drop**: every file seen gets a manifest row; bad files are ``quarantined``
+  with a reason code (:data:`collection.probe.REASONS`);
+- **duplicates**: among rainy images (and separately among unpaired clean images), exact copies
+  (same sha256, or same pixels in another container) and near copies (pHash within ``radius``) are
+  clustered; the representative is the largest, then the sharpest; the others become
+  ``duplicate`` of it. Clean images of pairs are never deduplicated (DDN shares one clean image
+  between fourteen rainy ones);
+- **scenes** (:mod:`collection.scenes`) and **splits**: rows sharing a scene or a clean image are
+  grouped and the groups split together, stratified by ``rain_kind`` when tagged, honouring splits
+  fixed by the layout or a split file.
+
+The run is incremental: probe records are cached (:class:`collection.manifest.ProbeCache`); the
+dataset is rebuilt only when its content fingerprint changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from collection.build import build_dataset, columns
+from collection.images import DEFAULT_MAX_PIXELS
+from collection.manifest import CACHE_DIR, ProbeCache, cache_key, manifest_table, write_if_changed
+from collection.probe import ProbeOptions, ProbeTask, probe_all
+from collection.quality import failed_filter, parse_filter
+from collection.scenes import DEFAULT_SESSION_GAP_S, assign_scenes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPLIT = "train=0.8,test=0.2"
+"""Split ratios used when neither ``split`` nor the layout fixes a row's split."""
+
+BUILD_VERSION = "1"
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source folder and how to read it."""
+
+    path: Path
+    name: str | None = None
+    layout: str = "auto"
+    tags: dict[str, str] = field(default_factory=dict)
+    sidecar: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str, **kwargs: Any) -> "SourceSpec":
+        """``PATH`` or ``NAME=PATH`` (a name without path separators before the first ``=``)."""
+        name, sep, path = text.partition("=")
+        if sep and name and "/" not in name and os.sep not in name and not Path(text).exists():
+            return cls(path=Path(path), name=name, **kwargs)
+        return cls(path=Path(text), **kwargs)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Curation and performance options of :func:`ingest`."""
+
+    min_side: int = 1024
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    radius: int = 8
+    split: str | None = None
+    split_file: Path | None = None
+    seed: int = 0
+    keep_gps: bool = False
+    fps: float = 1.0
+    filters: tuple[str, ...] = ()
+    workers: int = 0
+    session_gap_s: float = DEFAULT_SESSION_GAP_S
+    cache_batch: int = 32
+
+
+@dataclass
+class IngestSummary:
+    """What a run did and what the dataset holds."""
+
+    out: Path
+    files: int
+    probed: int
+    cached: int
+    status: dict[str, int]
+    reasons: dict[str, int]
+    splits: dict[str, int]
+    fingerprint: str
+    rebuilt: bool
+    manifest: Path
+    report: Path
+
+
+def _entry_key(source: str, path: str, region: Any) -> str:
+    return f"{source}/{path}" + (f"#region={','.join(map(str, region))}" if region else "")
+
+
+def _discover(sources: list[SourceSpec], fps: float, progress: Progress):
+    """Items and file entries (one per distinct file side to probe) of every source."""
+    from collection import layouts
+
+    rows, entries, skipped = [], {}, []
+    for n, spec in enumerate(sources, 1):
+        root = Path(spec.path)
+        name = spec.name or root.resolve().name
+        found = layouts.survey(root, spec.layout, name, spec.tags, spec.sidecar, fps)
+        for item in found.items:
+            rainy_key = clean_key = None
+            if item.role in ("pair", "rainy"):
+                rainy_key = _entry_key(item.source, item.path, item.region)
+                entries.setdefault(rainy_key, dict(side="rainy", path=item.path, file=str(item.file),
+                                                   region=item.region, frame_time=item.frame_time, item=item))
+            if item.role == "pair":
+                clean_key = _entry_key(item.source, item.clean_path, item.clean_region)
+                entries.setdefault(clean_key, dict(side="clean", path=item.clean_path, file=str(item.clean_file),
+                                                   region=item.clean_region, frame_time=None, item=item))
+            if item.role == "clean":
+                clean_key = _entry_key(item.source, item.path, item.region)
+                entries.setdefault(clean_key, dict(side="clean", path=item.path, file=str(item.file),
+                                                   region=item.region, frame_time=item.frame_time, item=item))
+            rows.append(dict(item=item, rainy_key=rainy_key, clean_key=clean_key))
+        for path, reason in found.skipped:
+            rel = Path(path).relative_to(Path(root).resolve()).as_posix() if Path(path).is_absolute() else str(path)
+            skipped.append(dict(key=f"{name}/{rel}", source=name, layout=found.layout, path=rel, file=str(path),
+                                status="quarantined", detail=f"{path}: {reason}",
+                                reason="unsupported" if reason == layouts.UNSUPPORTED else "not_in_layout"))
+        progress("discover", n, len(sources))
+    return rows, entries, skipped
+
+
+def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress) -> tuple[dict, int, int]:
+    """Probe record per entry key, from the cache or freshly probed (and cached)."""
+    popts = ProbeOptions(max_pixels=options.max_pixels, keep_gps=options.keep_gps)
+    cache = ProbeCache(out, popts.signature(), batch_size=options.cache_batch)
+    records, todo = {}, []
+    for key in sorted(entries):
+        entry = entries[key]
+        try:
+            st = os.stat(entry["file"])
+            ckey = cache_key(entry["file"], st.st_size, st.st_mtime_ns, entry["region"], entry["frame_time"])
+        except OSError as exc:
+            records[key] = dict(status="quarantined", reason="unreadable", detail=f"{entry['file']}: {exc.strerror}")
+            continue
+        hit = cache.get(ckey)
+        if hit is not None:
+            records[key] = hit
+        else:
+            todo.append(ProbeTask(key=ckey, file=entry["file"], region=entry["region"], frame_time=entry["frame_time"]))
+    by_ckey: dict[tuple, list[str]] = {}  # one probe serves every entry reading the same file side
+    for key in sorted(entries):
+        entry = entries[key]
+        by_ckey.setdefault(
+            (entry["file"], tuple(entry["region"]) if entry["region"] else None, entry["frame_time"]), []).append(key)
+    cached = len(records)
+    progress("probe", 0, len(todo))
+    for done, (task, record) in enumerate(probe_all(todo, popts, workers=options.workers), 1):
+        for key in by_ckey[(task.file, tuple(task.region) if task.region else None, task.frame_time)]:
+            records[key] = record
+        if record.get("reason") != "unreadable":  # permissions may be fixed without touching mtime
+            cache.put(task.key, record)
+        progress("probe", done, len(todo))
+    cache.flush()
+    return records, len(todo), cached
+
+
+def _files_frame(rows: list, entries: dict, records: dict, skipped: list, options: IngestOptions) -> pd.DataFrame:
+    """One row per file seen, probe record merged with what the layout said."""
+    primary = {}
+    for row in rows:
+        primary.setdefault(row["rainy_key"] or row["clean_key"], row)
+    clean_of = {row["rainy_key"]: row["clean_key"] for row in rows if row["rainy_key"] and row["clean_key"]}
+    out = []
+    for key, entry in entries.items():
+        item, rec = entry["item"], records[key]
+        row = primary.get(key)
+        tags = dict(item.tags)
+        out.append({
+            **rec, "key": key, "source": item.source, "layout": item.layout, "role": item.role,
+            "side": entry["side"], "path": entry["path"], "file": entry["file"],
+            "clean_path": item.clean_path if entry["side"] == "rainy" else None,
+            "region": entry["region"], "frame_time": entry["frame_time"], "primary": row is not None,
+            "clean_key": clean_of.get(key), "layout_scene": item.scene, "layout_split": item.split,
+            "rain_kind": tags.get("rain_kind"), "tags": json.dumps(tags, sort_keys=True) if tags else None,
+        })
+    frame = pd.DataFrame(out + [dict(s, primary=False, side=None) for s in skipped])
+    for name in ("sha256", "pixel_hash", "phash", "width", "height", "sharpness", "duplicate_of", "dup_group",
+                 "scene", "split", "id", "reason", "detail", "clean_key"):
+        if name not in frame:
+            frame[name] = None
+    frame["id"] = frame["sha256"].map(lambda s: s[:16] if isinstance(s, str) else None)
+    sha_of = dict(zip(frame["key"], frame["sha256"]))
+    frame["clean_sha256"] = frame["clean_key"].map(lambda k: sha_of.get(k) if isinstance(k, str) else None)
+    return frame.sort_values("key", kind="stable").reset_index(drop=True)
+
+
+def _quarantine(frame: pd.DataFrame, mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
+    frame.loc[mask, "status"] = "quarantined"
+    frame.loc[mask, "reason"] = reason
+    frame.loc[mask, "detail"] = detail[mask] if isinstance(detail, pd.Series) else detail
+
+
+def _curate_quarantine(frame: pd.DataFrame, options: IngestOptions) -> None:
+    ok = frame["status"] == "ok"
+    short = ok & (np.minimum(frame["width"].fillna(0), frame["height"].fillna(0)) < options.min_side)
+    sizes = frame["width"].fillna(0).astype(int).astype(str) + "x" + frame["height"].fillna(0).astype(int).astype(str)
+    _quarantine(frame, short, "too_small", frame["file"] + ": " + sizes + f" is below --min-side {options.min_side}")
+    status = dict(zip(frame["key"], frame["status"]))
+    reason = dict(zip(frame["key"], frame["reason"]))
+    bad_clean = frame["primary"] & (frame["status"] == "ok") & frame["clean_key"].map(
+        lambda k: isinstance(k, str) and status.get(k) != "ok")
+    detail = frame["clean_key"].map(lambda k: f"clean image {k} is quarantined ({reason.get(k)})")
+    _quarantine(frame, bad_clean, "clean_quarantined", detail)
+    filters = [parse_filter(text) for text in options.filters]
+    if filters:
+        ok = frame["primary"] & (frame["status"] == "ok")
+        failed = frame.apply(lambda r: failed_filter(r.to_dict(), filters) if ok[r.name] else None, axis=1)
+        _quarantine(frame, failed.notna(), "quality_filter", failed)
+
+
+def _dedup(frame: pd.DataFrame, radius: int) -> None:
+    """Cluster duplicates within each pool and mark all but the representative as ``duplicate``."""
+    from collection.dedup import choose_representatives, cluster
+    from collection.splits import merge_groups
+
+    candidates = frame["primary"] & (frame["status"] == "ok")
+    frame.loc[frame["primary"] & frame["id"].notna(), "dup_group"] = frame["id"]
+    for pool in (frame["role"].isin(["pair", "rainy"]), frame["role"] == "clean"):
+        index = frame.index[candidates & pool]
+        if len(index) == 0:
+            continue
+        sub = frame.loc[index]
+        exact = np.asarray(merge_groups(_values(sub["sha256"]), _values(sub["pixel_hash"])))
+        hashes = np.array([int(h, 16) for h in sub["phash"]], dtype=np.uint64)
+        labels = np.asarray(cluster(hashes, radius, exact_keys=[str(g) for g in exact]))
+        reps = choose_representatives(labels, sub["width"].to_numpy(), sub["height"].to_numpy(),
+                                      sub["sharpness"].astype(float).to_numpy())
+        rep_of_label = {labels[i]: i for i in np.flatnonzero(reps)}
+        ids = sub["id"].to_numpy()
+        clean = _values(sub["clean_sha256"])
+        for i, idx in enumerate(index):
+            r = rep_of_label[labels[i]]
+            frame.at[idx, "dup_group"] = ids[r]
+            # A layout's rain variants of one clean image (DDN's 14 renderings, GT-RAIN frames) look
+            # alike by design: they stay rows, and sharing a dup_group keeps them in one split.
+            if r != i and not (clean[i] is not None and clean[i] == clean[r]):
+                frame.at[idx, "status"] = "duplicate"
+                frame.at[idx, "duplicate_of"] = ids[r]
+                frame.at[idx, "reason"] = "exact" if exact[i] == exact[r] else "near"
+
+
+def _values(series: pd.Series) -> list[Any]:
+    """A column as a list with pandas' NaN placeholders turned back into None."""
+    return [None if v is None or (isinstance(v, float) and v != v) else v for v in series.tolist()]
+
+
+def _read_split_file(path: Path) -> dict[str, str]:
+    """``id`` or ``path`` -> split, from a CSV with a ``split`` column and an ``id`` or ``path`` column."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        if "split" not in fields or not ({"id", "path"} & set(fields)):
+            raise ValueError(f"{path}: a split file needs a 'split' column and an 'id' or 'path' column")
+        return {(r.get("id") or r.get("path") or "").strip(): r["split"].strip() for r in reader if r.get("split")}
+
+
+def _scenes_and_splits(frame: pd.DataFrame, options: IngestOptions) -> None:
+    from collection.splits import assign_splits, merge_groups, parse_ratios
+
+    live = frame.index[frame["primary"] & frame["status"].isin(["ok", "duplicate"])]
+    sub = frame.loc[live]
+    frame.loc[live, "scene"] = assign_scenes(
+        _values(sub["id"]), _values(sub["source"]), _values(sub["layout_scene"]), _values(sub["camera_make"]),
+        _values(sub["camera_model"]), _values(sub["datetime_original"]), gap_s=options.session_gap_s)
+    ok = frame[frame["primary"] & (frame["status"] == "ok")].sort_values("id", kind="stable")
+    if ok.empty:
+        return
+    groups = merge_groups(_values(ok["scene"]), _values(ok["clean_sha256"]), _values(ok["dup_group"]))
+    mapping = _read_split_file(options.split_file) if options.split_file else {}
+    fixed = [mapping.get(i) or mapping.get(p) or s for i, p, s in zip(ok["id"], ok["path"], ok["layout_split"])]
+    groups = np.asarray(groups).tolist()
+    pinned: dict[int, str] = {}
+    for group, split in zip(groups, fixed):
+        if isinstance(split, str):
+            pinned.setdefault(group, split)  # the first (smallest id) pinned row decides its group
+    strata = _values(ok["rain_kind"]) if ok["rain_kind"].notna().any() else None
+    ratios = parse_ratios(options.split or DEFAULT_SPLIT)
+    splits = assign_splits(groups, ratios, seed=options.seed, strata=strata, fixed=pinned,
+                           row_ids=ok["id"].tolist())
+    frame.loc[ok.index, "split"] = list(splits)
+    split_of = dict(zip(ok["id"], splits))
+    dup = frame["status"] == "duplicate"
+    frame.loc[dup, "split"] = frame.loc[dup, "duplicate_of"].map(split_of)
+    split_of_clean = {k: s for k, s in zip(ok["clean_key"], splits) if isinstance(k, str)}
+    clean_side = ~frame["primary"] & frame["key"].isin(list(split_of_clean))
+    frame.loc[clean_side, "split"] = frame.loc[clean_side, "key"].map(split_of_clean)
+
+
+def _dataset_rows(frame: pd.DataFrame, keep_gps: bool) -> dict[str, list[dict[str, Any]]]:
+    """Split -> row dicts for :func:`collection.build.build_dataset`."""
+    by_key = frame.set_index("key")
+    names = [c for c in columns(keep_gps) if c not in ("rainy", "clean")]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for _, r in frame[frame["primary"] & (frame["status"] == "ok")].iterrows():
+        row = {name: r.get(name) for name in names}
+        side = "clean" if r["role"] == "clean" else "rainy"
+        row.update({f"{side}_file": r["file"], f"{side}_region": r["region"], f"{side}_frame_time": r["frame_time"]})
+        if r["role"] == "pair":
+            c = by_key.loc[r["clean_key"]]
+            row.update(clean_file=c["file"], clean_region=c["region"], clean_frame_time=None, clean_sha256=c["sha256"])
+        out.setdefault(r["split"], []).append(row)
+    return out
+
+
+def dataset_fingerprint(splits: dict[str, list[dict[str, Any]]], keep_gps: bool) -> str:
+    """Content fingerprint of a planned dataset: ids, bytes' hashes, metadata and splits (not file locations)."""
+    digest = hashlib.sha256(f"rainbench-dataset-v{BUILD_VERSION}|gps={int(keep_gps)}".encode())
+    for split in sorted(splits):
+        for row in sorted(splits[split], key=lambda r: r["id"]):
+            public = {k: v for k, v in row.items() if not k.endswith("_file")}
+            digest.update(json.dumps([split, public], sort_keys=True, default=_jsonable).encode())
+    return digest.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (tuple, np.ndarray)):
+        return list(value)
+    return str(value)
+
+
+def ingest(
+    sources: list[SourceSpec],
+    out: Path,
+    options: IngestOptions = IngestOptions(),
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Curate ``sources`` into ``out`` (DatasetDict, manifest.parquet, report/); see the module docstring."""
+    from collection.report import write_report
+
+    progress = progress or (lambda stage, done, total: None)
+    out = Path(out)
+    if not sources:
+        raise ValueError("no sources given")
+    for spec in sources:
+        if not Path(spec.path).is_dir():
+            raise FileNotFoundError(f"{spec.path}: source folder not found")
+    for text in options.filters:
+        parse_filter(text)  # fail before any work on a bad --filter
+    (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+    rows, entries, skipped = _discover(sources, options.fps, progress)
+    records, probed, cached = _probe(entries, out, options, progress)
+    frame = _files_frame(rows, entries, records, skipped, options)
+    progress("curate", 0, 3)
+    _curate_quarantine(frame, options)
+    _dedup(frame, options.radius)
+    progress("curate", 1, 3)
+    _scenes_and_splits(frame, options)
+    progress("curate", 2, 3)
+    splits = _dataset_rows(frame, options.keep_gps)
+    fingerprint = dataset_fingerprint(splits, options.keep_gps)
+    state_path = out / CACHE_DIR / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    rebuild = state.get("fingerprint") != fingerprint or not (out / "dataset_dict.json").exists()
+    if rebuild:
+        progress("build", 0, 1)
+        build_dataset(splits, out, fingerprint=fingerprint, keep_gps=options.keep_gps, max_pixels=options.max_pixels)
+        progress("build", 1, 1)
+    table = manifest_table(frame)
+    changed = write_if_changed(table, out / "manifest.parquet")
+    report_dir = out / "report"
+    if changed or rebuild or not (report_dir / "report.json").exists():
+        write_report(frame, report_dir, fingerprint=fingerprint)
+    progress("curate", 3, 3)
+    if rebuild or state.get("fingerprint") != fingerprint:
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"fingerprint": fingerprint}, indent=1))
+        os.replace(tmp, state_path)
+    return IngestSummary(
+        out=out, files=len(frame), probed=probed, cached=cached,
+        status=frame["status"].value_counts().sort_index().to_dict(),
+        reasons=frame.loc[frame["status"] == "quarantined", "reason"].value_counts().sort_index().to_dict(),
+        splits={split: len(rows_) for split, rows_ in sorted(splits.items())},
+        fingerprint=fingerprint, rebuilt=rebuild, manifest=out / "manifest.parquet", report=report_dir / "report.md",
+    )

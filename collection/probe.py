@@ -1,0 +1,224 @@
+"""Probe each file once: validate by decoding, measure, hash, read EXIF, compute quality figures.
+
+:func:`probe` turns one :class:`ProbeTask` into a flat record dict (JSON-serialisable, so the
+incremental cache can store it) and never raises for bad input: a file that cannot be read or
+decoded comes back with ``status="quarantined"``, a short ``reason`` code (see :data:`REASONS`)
+and the loader's full message in ``detail``.
+
+Speed: a JPEG is decoded once, at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling, which still reads the
+whole bitstream so truncation is caught), to a working image of about 1 MP; the perceptual hash and
+quality figures come from that. Other formats are decoded at full size (needed anyway), which also
+yields an exact pixel hash so a PNG and a TIFF of the same pixels are recognised as the same image.
+Region crops (Rain800 halves) and video frames are re-encoded as PNG, the bytes the dataset stores.
+
+:func:`probe_all` runs probes in worker processes with a bounded number of chunks in flight, so
+memory stays flat however many files there are.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from PIL import Image
+
+from collection.exif import empty_exif, read_exif
+from collection.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode
+from collection.phash import phash64, pixel_hash
+from collection.quality import pick_reduce, quality, working_image
+
+PROBE_VERSION = "1"
+"""Bumped whenever a probe record changes meaning, so stale cache entries are not reused."""
+
+REASONS = {
+    "empty": "empty file (0 bytes)",
+    "unreadable": "file cannot be read (permissions or vanished)",
+    "corrupt": "not decodable as an image (corrupt or wrong contents)",
+    "truncated": "image data ends early",
+    "too_large": "above the pixel limit (--max-pixels)",
+    "too_small": "short side below --min-side",
+    "unsupported": "file type rainbench does not decode",
+    "not_in_layout": "an image or video the source layout does not use (e.g. a rainy file without its clean one)",
+    "clean_quarantined": "the paired clean image is quarantined",
+    "quality_filter": "fails a --filter threshold",
+}
+"""Quarantine reason codes and what they mean (the manifest's ``reason`` column)."""
+
+_DELAY_ENV = "RAINBENCH_PROBE_DELAY"  # seconds slept per probe: a test hook to interrupt runs mid-way
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    """One thing to probe: a file, optionally a crop region of it or a frame of a video."""
+
+    key: str
+    file: str
+    region: tuple[int, int, int, int] | None = None
+    frame_time: float | None = None
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Options that change what a probe records (they are part of the cache key)."""
+
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    keep_gps: bool = False
+
+    def signature(self) -> str:
+        """A short stable id of these options and the probe version, naming a cache namespace."""
+        text = f"v{PROBE_VERSION}|max_pixels={self.max_pixels}|gps={int(self.keep_gps)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _reason_code(message: str) -> str:
+    text = message.lower()
+    if "permission denied" in text or "file not found" in text:
+        return "unreadable"
+    if "pixel limit" in text:
+        return "too_large"
+    if "truncated" in text:
+        return "truncated"
+    return "corrupt"
+
+
+def _sha256_file(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def encode_png(img: Image.Image) -> bytes:
+    """PNG bytes of an image, deterministic for given pixels (the encoding of crops and frames)."""
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def derived_bytes(task: ProbeTask, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bytes:
+    """The PNG bytes stored for a region crop or video frame task (same bytes every call)."""
+    from collection import layouts
+
+    if task.frame_time is not None:
+        img = layouts.read_video_frame(task.file, task.frame_time)
+        img = img if img.mode == "RGB" else img.convert("RGB")
+    else:
+        img = decode(task.file, max_pixels=max_pixels).image
+    if task.region is not None:
+        img = layouts.crop_region(img, tuple(task.region))
+    return encode_png(img)
+
+
+def _quarantine(record: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
+    record.update(status="quarantined", reason=reason, detail=detail)
+    return record
+
+
+def probe(task: ProbeTask, options: ProbeOptions = ProbeOptions()) -> dict[str, Any]:
+    """Probe one task into a record dict; bad input gives ``status="quarantined"``, never an exception."""
+    delay = float(os.environ.get(_DELAY_ENV) or 0)
+    if delay:
+        time.sleep(delay)
+    start = time.perf_counter()
+    record: dict[str, Any] = {"status": "ok", "reason": None, "detail": None, "warnings": None}
+    record.update(empty_exif(options.keep_gps))
+    try:
+        size = os.path.getsize(task.file)
+    except OSError as exc:
+        return _quarantine(record, "unreadable", f"{task.file}: {exc.strerror or exc}")
+    record["size"] = size
+    if size == 0:
+        return _quarantine(record, "empty", f"{task.file}: empty file (0 bytes)")
+    if not os.access(task.file, os.R_OK):
+        return _quarantine(record, "unreadable", f"{task.file}: permission denied (file is not readable)")
+    try:
+        derived = task.region is not None or task.frame_time is not None
+        if derived:
+            data = derived_bytes(task, options.max_pixels)
+            record["sha256"] = hashlib.sha256(data).hexdigest()
+            source: Any = data
+            reduce = 1
+        else:
+            record["sha256"], _ = _sha256_file(task.file)
+            source = task.file
+            reduce = 1
+            try:
+                with Image.open(task.file) as header:
+                    if header.format == "JPEG":
+                        reduce = pick_reduce(*header.size)
+            except Exception:  # noqa: BLE001 - decode() below names the problem properly
+                pass
+        decoded = decode(source, max_pixels=options.max_pixels, reduce=reduce, name=task.file)
+    except ImageLoadError as exc:
+        return _quarantine(record, _reason_code(exc.reason), str(exc))
+    except (OSError, ValueError, RuntimeError, EOFError) as exc:  # video/crop readers: same rule
+        return _quarantine(record, "corrupt", f"{task.file}: {type(exc).__name__}: {exc}")
+    record.update(
+        width=decoded.width, height=decoded.height, format=decoded.format, mode=decoded.mode,
+        orientation=decoded.orientation,
+    )
+    full = decoded.scale == 1.0
+    # An exact pixel hash needs every pixel; reduced JPEGs rely on the perceptual hash instead.
+    record["pixel_hash"] = pixel_hash(decoded.image) if full else None
+    work = working_image(decoded.image)
+    record["phash"] = f"{phash64(work):016x}"
+    record.update(quality(work))
+    if task.frame_time is None:  # a video frame has no EXIF of its own
+        fields, warnings = read_exif(task.file, keep_gps=options.keep_gps)
+        record.update(fields)
+        record["warnings"] = "; ".join(warnings) or None
+    record["seconds"] = time.perf_counter() - start
+    return record
+
+
+def _probe_chunk(tasks: list[ProbeTask], options: ProbeOptions) -> list[dict[str, Any]]:
+    return [probe(task, options) for task in tasks]
+
+
+def probe_all(
+    tasks: Iterable[ProbeTask],
+    options: ProbeOptions = ProbeOptions(),
+    *,
+    workers: int = 0,
+    chunk_size: int = 4,
+    in_flight: int | None = None,
+) -> Iterator[tuple[ProbeTask, dict[str, Any]]]:
+    """Probe tasks in ``workers`` processes (0: in this process), yielding ``(task, record)`` as they finish.
+
+    At most ``in_flight`` chunks (default 4 per worker) are queued at once, so neither tasks nor
+    results pile up in memory; completion order is not input order.
+    """
+    if workers <= 0:
+        for task in tasks:
+            yield task, probe(task, options)
+        return
+    limit = in_flight or 4 * workers
+    iterator = iter(tasks)
+    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: dict[cf.Future, list[ProbeTask]] = {}
+
+        def submit() -> bool:
+            chunk = [task for _, task in zip(range(chunk_size), iterator)]
+            if chunk:
+                pending[pool.submit(_probe_chunk, chunk, options)] = chunk
+            return bool(chunk)
+
+        while len(pending) < limit and submit():
+            pass
+        while pending:
+            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                chunk = pending.pop(future)
+                for task, record in zip(chunk, future.result()):
+                    yield task, record
+                submit()
+
