@@ -296,7 +296,7 @@ def synthesize_file(
     save_image(clean, clean_path)
     save_image(rainy, rainy_path)
     params_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = params_path.with_suffix(".json.tmp")
+    tmp = params_path.parent / f".{params_path.name}.tmp"  # hidden: a killed run leaves nothing ingest sees
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
     tmp.replace(params_path)
     return SynthResult(name, rainy_path, clean_path, params_path, False)
