@@ -283,23 +283,47 @@ def synthesize_file(
     overwrite: bool = False,
     **overrides: float,
 ) -> SynthResult:
-    """Write ``rainy/NAME.png``, ``clean/NAME.png`` and ``params/NAME.json`` for one clean image.
+    """Write ``rainy/NAME.png``, ``clean/NAME.png`` and ``params/NAME.json`` for one clean image file.
 
-    The params file is written last, so its presence marks a finished pair and a re-run skips it.
+    A pair whose params file exists is skipped (unless ``overwrite``): see :func:`write_pair`.
     """
-    rainy_path, clean_path, params_path = out / "rainy" / f"{name}.png", out / "clean" / f"{name}.png", out / "params" / f"{name}.json"
-    if params_path.exists() and rainy_path.exists() and clean_path.exists() and not overwrite:
-        return SynthResult(name, rainy_path, clean_path, params_path, True)
-    clean = load_image(clean_file)
+    paths = _pair_paths(out, name)
+    if all(p.exists() for p in paths) and not overwrite:
+        return SynthResult(name, *paths, True)
+    return write_pair(load_image(clean_file), out, name, preset=preset, seed=seed,
+                      source_file=str(clean_file), **overrides)
+
+
+def write_pair(
+    clean: np.ndarray,
+    out: Path,
+    name: str,
+    *,
+    preset: str = "rain100l",
+    seed: int = 0,
+    source_file: str | None = None,
+    **overrides: float,
+) -> SynthResult:
+    """Add rain to a clean array and write the pair in the synth layout, with a per-image seed.
+
+    The params file is written last (through a hidden temporary file), so its presence marks a
+    finished pair and a killed run leaves nothing that ingest would pick up.
+    """
+    rainy_path, clean_path, params_path = _pair_paths(out, name)
     rainy, _, record = add_rain(clean, preset, image_seed(seed, name), return_layer=False, **overrides)
-    record["source_file"] = str(clean_file)
+    if source_file is not None:
+        record["source_file"] = source_file
     save_image(clean, clean_path)
     save_image(rainy, rainy_path)
     params_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = params_path.parent / f".{params_path.name}.tmp"  # hidden: a killed run leaves nothing ingest sees
+    tmp = params_path.parent / f".{params_path.name}.tmp"
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
     tmp.replace(params_path)
     return SynthResult(name, rainy_path, clean_path, params_path, False)
+
+
+def _pair_paths(out: Path, name: str) -> tuple[Path, Path, Path]:
+    return out / "rainy" / f"{name}.png", out / "clean" / f"{name}.png", out / "params" / f"{name}.json"
 
 
 def collect_images(inputs: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:

@@ -1,59 +1,166 @@
 """The built-in demo: the whole rainbench journey on sample images that ship with scikit-image.
 
-No data and no network needed. Stages run in order and each is skipped when its output is
-already complete, so an interrupted demo resumes.
+No data and no network needed. The demo makes its data, then runs the very commands a user types
+(``rainbench ingest``, ``train``, ``run``, ``leaderboard``), so its log doubles as a tutorial.
+Every stage skips work that is already complete, so an interrupted demo resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-# Clean natural photographs bundled inside scikit-image's wheel (no download).
-SAMPLE_IMAGES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "camera.png",
-                 "motorcycle_right.png", "hubble_deep_field.jpg", "brick.png", "grass.png", "gravel.png")
+import numpy as np
 
-Progress = Callable[[str, int, int | None], None]
+# Clean natural photographs bundled inside scikit-image's wheel (no download). Paired scenes get
+# synthetic rain with their clean twin; the unpaired split uses other scenes for its rainy side
+# and textures for its clean side, so the unpaired methods never see a scene's clean version.
+PAIRED_SCENES = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
+UNPAIRED_RAINY_SCENES = ("motorcycle_right.png", "camera.png")
+UNPAIRED_CLEAN_SCENES = ("brick.png", "grass.png", "gravel.png", "coins.png")
+
+Run = Callable[[Sequence[str]], None]
+"""Runs one rainbench command line (the CLI passes a function that echoes and executes it)."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much the demo trains and how large its images are."""
+
+    size: int = 192
+    """Short side of every demo image, in pixels."""
+    iters: dict[str, int] = field(default_factory=lambda: {"nlcl": 150, "cut": 150, "prenet": 300})
+    """Training iterations per learnable method (others use ``default_iters``)."""
+    default_iters: int = 150
+    crop: int = 96
+
+
+FAST = Budget()
+FULL = Budget(size=384, iters={"nlcl": 3000, "cut": 3000, "prenet": 4000}, default_iters=2000, crop=128)
 
 
 @dataclass
 class DemoResult:
-    """Where the demo wrote things and what each stage reported."""
+    """Where the demo wrote things and the command lines it ran."""
 
     out: Path
-    stages: dict[str, str] = field(default_factory=dict)
+    commands: list[str] = field(default_factory=list)
 
 
-def sample_images() -> list[Path]:
-    """Paths of the clean sample photographs shipped inside scikit-image."""
+def sample_dir() -> Path:
+    """The folder of clean sample photographs shipped inside scikit-image."""
     import skimage.data
 
     root = Path(os.path.dirname(skimage.data.__file__))
-    found = [root / name for name in SAMPLE_IMAGES if (root / name).exists()]
-    if len(found) < 4:
+    if not (root / PAIRED_SCENES[0]).exists():
         raise FileNotFoundError(f"{root}: scikit-image's bundled sample images are missing (reinstall scikit-image)")
-    return found
+    return root
 
 
-def synthesize_samples(out: Path, seed: int = 0, preset: str = "rain100l", progress: Progress | None = None) -> list[str]:
-    """Stage 1: paired rainy/clean images from the sample photographs, into ``out``."""
-    from collection.synth import output_names, synthesize_file
+def _resized(path: Path, size: int, crop: tuple[float, float] | None = None) -> np.ndarray:
+    from PIL import Image
 
-    files = sample_images()
-    names = output_names(files, [f.parent for f in files])
-    for i, (file, name) in enumerate(zip(files, names), 1):
-        synthesize_file(file, out, name, preset=preset, seed=seed)
-        if progress:
-            progress("synth", i, len(files))
-    return names
+    from collection.images import open_image
+
+    img = open_image(path)
+    if crop is not None:  # a square window at a relative position: a different 'scene' of a large image
+        side = min(img.size) * 2 // 3
+        left = int((img.size[0] - side) * crop[0])
+        top = int((img.size[1] - side) * crop[1])
+        img = img.crop((left, top, left + side, top + side))
+    scale = size / min(img.size)
+    return np.asarray(img.resize((max(size, round(img.size[0] * scale)), max(size, round(img.size[1] * scale))),
+                                 Image.Resampling.LANCZOS))
 
 
-def run_demo(out: Path, seed: int = 0, full: bool = False, progress: Progress | None = None) -> DemoResult:
-    """Run every demo stage that the installed rainbench supports, writing under ``out``."""
+def make_demo_data(out: Path, size: int = FAST.size, seed: int = 0) -> Path:
+    """Write the demo's sources under ``out``: ``paired/`` (synth layout) and ``unpaired/`` (trainA/trainB).
+
+    Also writes ``out/index.json`` (every file with its sha256), the small file a pipeline can
+    depend on instead of hashing image folders. Returns the index path.
+    """
+    from collection.images import save_image
+    from collection.synth import add_rain, image_seed, write_pair
+
+    root = sample_dir()
+    out = Path(out)
+    paired_names = []
+    for name in PAIRED_SCENES:
+        stem = Path(name).stem
+        paired_names.append(stem)
+        if (out / "paired" / "params" / f"{stem}.json").exists():
+            continue
+        write_pair(_resized(root / name, size), out / "paired", stem, preset="rain100l", seed=seed)
+    windows = ((0.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+    for name in UNPAIRED_RAINY_SCENES:
+        for k, window in enumerate(windows):
+            target = out / "unpaired" / "trainA" / f"{Path(name).stem}_{k}.png"
+            if not target.exists():
+                clean = _resized(root / name, size, window)
+                save_image(add_rain(clean, "rain100l", image_seed(seed, target.stem), return_layer=False)[0], target)
+    for name in UNPAIRED_CLEAN_SCENES:
+        for k, window in enumerate(windows):
+            target = out / "unpaired" / "trainB" / f"{Path(name).stem}_{k}.png"
+            if not target.exists():
+                save_image(_resized(root / name, size, window), target)
+    index = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(out.rglob("*")) if p.is_file() and p.name != "index.json"}
+    index_path = out / "index.json"
+    index_path.write_text(json.dumps({"size": size, "seed": seed, "files": index}, indent=2, sort_keys=True))
+    return index_path
+
+
+def learnable_methods() -> list[tuple[str, str]]:
+    """(name, learns_from) of every registered method that learns."""
+    import baselines
+
+    return [(name, baselines.info(name).learns_from) for name in baselines.available()
+            if baselines.info(name).learns_from != "none"]
+
+
+def train_command(name: str, learns_from: str, dataset: Path, out: Path, budget: Budget, seed: int) -> list[str]:
+    """The ``rainbench train`` command line for one learnable method on the demo dataset."""
+    iters = budget.iters.get(name, budget.default_iters)
+    data = ["--pairs", str(dataset)] if learns_from == "paired" else ["--rainy", str(dataset), "--clean", str(dataset)]
+    return ["train", "--method", name, *data, "--iters", str(iters), "--config", f"crop={budget.crop}",
+            "--out", str(out), "--seed", str(seed)]
+
+
+def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str = "auto") -> DemoResult:
+    """Run the whole journey under ``out``; ``run`` executes each rainbench command line."""
+    import baselines
+
+    budget = FULL if full else FAST
     out = Path(out)
     result = DemoResult(out)
-    names = synthesize_samples(out / "synth", seed=seed, progress=progress)
-    result.stages["synth"] = f"{len(names)} rainy/clean pairs in {out / 'synth'}"
+
+    def step(args: list[str]) -> None:
+        result.commands.append("rainbench " + shlex.join(args))
+        run(args)
+
+    data = out / "data"
+    make_demo_data(data, size=budget.size, seed=seed)
+    dataset = out / "dataset"
+    step(["ingest", str(data / "paired"), str(data / "unpaired"), "--out", str(dataset), "--min-side", "64",
+          "--split", "train=0.5,test=0.5", "--seed", str(seed)])
+    niqe_model = out / "niqe_demo.mat"
+    if not niqe_model.exists():
+        step(["weights", "fit-niqe", str(data / "unpaired" / "trainB"), str(data / "paired" / "clean"),
+              "--out", str(niqe_model)])
+    weights = []
+    for name, learns_from in learnable_methods():
+        run_dir = out / "train" / name
+        if not (run_dir / "weights.pt").exists():
+            step([*train_command(name, learns_from, dataset, run_dir, budget, seed), "--device", device])
+        weights += ["--weights", f"{name}={run_dir / 'weights.pt'}"]
+    methods = [arg for name in baselines.available() for arg in ("--method", name)]
+    runs = out / "runs" / "demo"
+    step(["run", *methods, *weights, "--dataset", str(dataset), "--split", "test", "--metrics", "psnr,ssim,piqe,niqe",
+          "--niqe-model", str(niqe_model), "--save-outputs", "--out", str(runs), "--device", device, "--seed", str(seed)])
+    step(["leaderboard", str(runs), "--out", str(out / "report"), "--by", "source"])
     return result

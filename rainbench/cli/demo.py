@@ -3,34 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import click
 
-from rainbench.cli.common import common_options, progress, stdout_console
+from rainbench.cli.common import common_options, stderr_console, stdout_console
 
 
 @click.command("demo")
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for everything the demo writes (synthetic data, dataset, runs, report).")
-@click.option("--full", is_flag=True, help="A longer training budget for better numbers (tens of minutes on CPU).")
+              help="Folder for everything the demo writes (data, dataset, checkpoints, runs, report).")
+@click.option("--full", is_flag=True, help="Larger images and a longer training budget (tens of minutes on CPU).")
+@click.option("--data-only", is_flag=True, help="Only write the demo's source images (used by the DVC pipeline).")
 @common_options
-def command(out: Path, full: bool, common) -> None:
+def command(out: Path, full: bool, data_only: bool, common) -> None:
     """Run the whole journey on built-in sample images: synth, ingest, train, run, leaderboard.
 
-    Needs no data and no network: the clean images ship inside scikit-image. Re-running resumes.
+    Needs no data and no network: the clean images ship inside scikit-image. Each step is printed
+    as the command you would type yourself; re-running resumes where it stopped.
     """
-    from rainbench.demo import run_demo
+    import shlex
 
-    with progress(common) as bar:
-        tasks: dict[str, int] = {}
+    from rainbench.cli import cli
+    from rainbench.demo import FAST, FULL, make_demo_data, run_demo
 
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, rate="")
-            bar.update(tasks[stage], completed=done, total=total)
+    if data_only:
+        index = make_demo_data(out, size=(FULL if full else FAST).size, seed=common.seed)
+        stdout_console().print(f"demo data written; index: {index}")
+        return
 
-        result = run_demo(out, seed=common.seed, full=full, progress=report)
+    def run(args: Sequence[str]) -> None:
+        extra = ["-q"] if common.quiet else []
+        stderr_console().print(f"[bold cyan]$ rainbench {shlex.join(args)}[/bold cyan]")
+        code = cli.main(args=[*args, *extra], prog_name="rainbench", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            raise click.ClickException(f"demo step failed (exit {code}): rainbench {shlex.join(args)}")
+
+    result = run_demo(out, run, seed=common.seed, full=full, device=common.device)
+    report = result.out / "report"
     console = stdout_console()
-    console.print(f"[bold]rainbench demo[/bold] -> {result.out}")
-    for stage, text in result.stages.items():
-        console.print(f"  {stage:12s} {text}")
+    console.print(f"\n[bold]rainbench demo done[/bold]: {len(result.commands)} commands, everything under {result.out}")
+    for name in ("leaderboard.md", "report.html"):
+        if (report / name).exists():
+            console.print(f"  {name:15s} {report / name}")
