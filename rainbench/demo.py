@@ -131,11 +131,16 @@ def train_command(name: str, learns_from: str, dataset: Path, out: Path, budget:
             "--out", str(out), "--seed", str(seed)]
 
 
-def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str = "auto") -> DemoResult:
+def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str = "auto",
+             size: int | None = None) -> DemoResult:
     """Run the whole journey under ``out``; ``run`` executes each rainbench command line."""
+    import dataclasses
+
     import baselines
 
     budget = FULL if full else FAST
+    if size is not None:
+        budget = dataclasses.replace(budget, size=size)
     out = Path(out)
     result = DemoResult(out)
 

@@ -15,8 +15,10 @@ from rainbench.cli.common import common_options, stderr_console, stdout_console
               help="Folder for everything the demo writes (data, dataset, checkpoints, runs, report).")
 @click.option("--full", is_flag=True, help="Larger images and a longer training budget (tens of minutes on CPU).")
 @click.option("--data-only", is_flag=True, help="Only write the demo's source images (used by the DVC pipeline).")
+@click.option("--size", type=click.IntRange(min=32), default=None, metavar="PIXELS",
+              help="Short side of the demo images (default: 192, or 384 with --full).")
 @common_options
-def command(out: Path, full: bool, data_only: bool, common) -> None:
+def command(out: Path, full: bool, data_only: bool, size: int | None, common) -> None:
     """Run the whole journey on built-in sample images: synth, ingest, train, run, leaderboard.
 
     Needs no data and no network: the clean images ship inside scikit-image. Each step is printed
@@ -28,7 +30,7 @@ def command(out: Path, full: bool, data_only: bool, common) -> None:
     from rainbench.demo import FAST, FULL, make_demo_data, run_demo
 
     if data_only:
-        index = make_demo_data(out, size=(FULL if full else FAST).size, seed=common.seed)
+        index = make_demo_data(out, size=size or (FULL if full else FAST).size, seed=common.seed)
         stdout_console().print(f"demo data written; index: {index}")
         return
 
@@ -39,7 +41,7 @@ def command(out: Path, full: bool, data_only: bool, common) -> None:
         if isinstance(code, int) and code != 0:
             raise click.ClickException(f"demo step failed (exit {code}): rainbench {shlex.join(args)}")
 
-    result = run_demo(out, run, seed=common.seed, full=full, device=common.device)
+    result = run_demo(out, run, seed=common.seed, full=full, device=common.device, size=size)
     report = result.out / "report"
     console = stdout_console()
     console.print(f"\n[bold]rainbench demo done[/bold]: {len(result.commands)} commands, everything under {result.out}")
