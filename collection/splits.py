@@ -1,0 +1,210 @@
+"""Leakage-free dataset splits: groups that never straddle splits, deterministic for a seed.
+
+The leakage unit is a *group* of rows (:func:`merge_groups` joins duplicate clusters, scenes and any
+other key). :func:`assign_splits` gives each group a seeded pseudo-random priority from a hash of its
+name (never Python's salted ``hash``), orders the groups of each stratum by it, lays their row counts
+end to end on [0, 1) and sends each group to the split whose ratio interval holds the group's
+midpoint. Hence:
+
+- split sizes match the ratios by row count to within half a group at each boundary;
+- the result depends on the seed and the group names only, not on row order or the platform;
+- adding data moves only the groups that fall across a shifted boundary, so a test image of one
+  dataset version rarely migrates into the training split of the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["parse_ratios", "assign_splits", "merge_groups"]
+
+# Hugging Face ``datasets`` accepts split names matching this pattern.
+_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+_SUM_TOLERANCE = 1e-6
+
+
+def _check_ratios(ratios: Mapping[str, float], origin: str) -> dict[str, float]:
+    """``ratios`` as a dict after checking names, values and their sum; errors quote ``origin``."""
+    if not ratios:
+        raise ValueError(f"no split ratios in {origin!r}")
+    checked: dict[str, float] = {}
+    for name, value in ratios.items():
+        if not isinstance(name, str) or not _SPLIT_NAME.match(name):
+            raise ValueError(f"split name {name!r} in {origin!r} must be letters, digits, '_' or '.'")
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+            raise ValueError(f"ratio of split {name!r} in {origin!r} must be a finite number, got {value!r}")
+        if not 0 < value <= 1:
+            raise ValueError(f"ratio of split {name!r} in {origin!r} must lie in (0, 1], got {value}")
+        checked[name] = float(value)
+    total = sum(checked.values())
+    if abs(total - 1.0) > _SUM_TOLERANCE:
+        raise ValueError(f"split ratios in {origin!r} sum to {total:g}, expected 1")
+    return checked
+
+
+def parse_ratios(text: str) -> dict[str, float]:
+    """Parse ``"train=0.8,test=0.2"`` into an ordered dict, with a ValueError naming any bad part."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"empty split specification {text!r}; expected e.g. 'train=0.8,test=0.2'")
+    ratios: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or not name or not value:
+            raise ValueError(f"bad part {part.strip()!r} in split specification {text!r}; expected name=fraction")
+        if name in ratios:
+            raise ValueError(f"split {name!r} appears twice in {text!r}")
+        try:
+            ratios[name] = float(value)
+        except ValueError:
+            raise ValueError(f"bad fraction {value!r} for split {name!r} in {text!r}") from None
+    return _check_ratios(ratios, text)
+
+
+def _canonical(key: Hashable) -> Hashable:
+    """numpy scalars as Python scalars, so ``np.int64(3)`` and ``3`` name the same group everywhere."""
+    return key.item() if isinstance(key, np.generic) else key
+
+
+def _is_null(value: object) -> bool:
+    """None, NaN and pandas-style missing markers (whose comparison is not a bool) count as null."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):
+        return True
+
+
+def _priority(seed: int, name: str) -> bytes:
+    """Seeded, platform-independent sort key of a group name."""
+    return hashlib.sha256(f"{seed}\x00{name}".encode()).digest()[:8]
+
+
+def _majority(counter: Counter) -> Hashable:
+    """Most frequent value; ties go to the smallest by repr, so the choice is reproducible."""
+    best = max(counter.values())
+    return min((v for v, c in counter.items() if c == best), key=repr)
+
+
+def assign_splits(
+    groups: Sequence[Hashable],
+    ratios: Mapping[str, float],
+    seed: int = 0,
+    strata: Sequence[Hashable | None] | None = None,
+    fixed: Mapping[Hashable, str] | None = None,
+    *,
+    row_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """Split name per row: whole groups per split, sizes by row count close to ``ratios``.
+
+    ``strata`` (e.g. rain kind; None is a stratum of its own) applies the ratios within each stratum;
+    a group spanning strata belongs to its majority stratum. ``fixed`` pins groups to a split, which
+    may lie outside ``ratios`` (a layout's own train/test); ratios apply to the unpinned rows.
+    Groups are named by their key, or, with ``row_ids`` (stable content ids such as sha256), by their
+    smallest member id, which makes the result independent of how group labels were numbered.
+    """
+    ratios = _check_ratios(ratios, ",".join(f"{k}={v}" for k, v in ratios.items()) if ratios else "")
+    n = len(groups)
+    if strata is not None and len(strata) != n:
+        raise ValueError(f"strata has {len(strata)} entries for {n} rows")
+    if row_ids is not None and len(row_ids) != n:
+        raise ValueError(f"row_ids has {len(row_ids)} entries for {n} rows")
+    fixed = {_canonical(k): v for k, v in (fixed or {}).items()}
+    for key, split in fixed.items():
+        if not isinstance(split, str) or not _SPLIT_NAME.match(split):
+            raise ValueError(f"group {key!r} is pinned to an invalid split name {split!r}")
+
+    index: dict[Hashable, int] = {}
+    row_group = np.empty(n, dtype=np.int64)
+    for row, key in enumerate(groups):
+        if _is_null(key):
+            raise ValueError(f"row {row} has no group key; every row needs one (see merge_groups)")
+        row_group[row] = index.setdefault(_canonical(key), len(index))
+    keys = list(index)
+    sizes = np.bincount(row_group, minlength=len(keys))
+
+    if row_ids is None:
+        names = [repr(k) for k in keys]
+    else:
+        smallest: dict[int, str] = {}
+        for g, rid in zip(row_group.tolist(), row_ids):
+            rid = str(rid)
+            if g not in smallest or rid < smallest[g]:
+                smallest[g] = rid
+        names = [smallest[g] for g in range(len(keys))]
+
+    if strata is None:
+        group_stratum: list[Hashable] = [None] * len(keys)
+    else:
+        counts: list[Counter] = [Counter() for _ in keys]
+        for g, s in zip(row_group.tolist(), strata):
+            counts[g][None if _is_null(s) else _canonical(s)] += 1
+        group_stratum = [_majority(c) for c in counts]
+
+    split_of_group: list[str | None] = [fixed.get(k) for k in keys]
+    by_stratum: dict[Hashable, list[int]] = {}
+    for g, s in enumerate(group_stratum):
+        if split_of_group[g] is None:
+            by_stratum.setdefault(s, []).append(g)
+
+    names_list = list(ratios)
+    bounds = np.cumsum([ratios[s] for s in names_list])
+    bounds[-1] = np.inf  # rounding in the ratios must never leave a group without a split
+    for members in by_stratum.values():
+        members.sort(key=lambda g: (_priority(seed, names[g]), names[g]))
+        rows = sizes[members].astype(np.float64)
+        midpoints = (np.cumsum(rows) - rows / 2) / rows.sum()
+        for g, slot in zip(members, np.searchsorted(bounds, midpoints, side="right")):
+            split_of_group[g] = names_list[slot]
+    return [split_of_group[g] for g in row_group.tolist()]  # type: ignore[misc]
+
+
+def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
+    """Group label per row: rows sharing any non-null key in any column are joined (union-find).
+
+    Pass e.g. duplicate-cluster labels and scene ids: the resulting groups contain whole clusters and
+    whole scenes, so neither straddles a split. A row whose keys are all null is a group of its own.
+    Labels are the smallest row index of each group.
+    """
+    if not keys:
+        raise ValueError("merge_groups needs at least one key column")
+    n = len(keys[0])
+    for c, column in enumerate(keys):
+        if len(column) != n:
+            raise ValueError(f"key column {c} has {len(column)} rows, expected {n} like column 0")
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    src: list[np.ndarray] = []
+    dst: list[np.ndarray] = []
+    for column in keys:
+        arr = np.asarray(column) if isinstance(column, np.ndarray) else None
+        if arr is not None and arr.dtype.kind in "iub":  # integer labels: no nulls, fully vectorised
+            _, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
+            rows = np.arange(n)
+            src.append(rows)
+            dst.append(first[inverse.ravel()])
+            continue
+        anchor: dict[Hashable, int] = {}
+        rows_list, firsts = [], []
+        for row, value in enumerate(column):
+            if _is_null(value):
+                continue
+            rows_list.append(row)
+            firsts.append(anchor.setdefault(_canonical(value), row))
+        src.append(np.asarray(rows_list, dtype=np.int64))
+        dst.append(np.asarray(firsts, dtype=np.int64))
+    i, j = np.concatenate(src), np.concatenate(dst)
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    component = connected_components(graph, directed=False)[1]
+    _, first = np.unique(component, return_index=True)
+    smallest = np.empty(len(first), dtype=np.int64)
+    smallest[component[first]] = first
+    return smallest[component]
