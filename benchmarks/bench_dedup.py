@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collection.dedup import _plan, cluster, near_duplicate_pairs  # noqa: E402
-from collection.phash import hamming  # noqa: E402
+from collection.dedup import _plan, cluster, near_duplicate_pairs
+from collection.phash import hamming
 
 
 def make_hashes(n: int, seed: int = 0, burst: float = 0.0, dense: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +95,7 @@ def run_one(n: int, radius: int, brute: bool, burst: float, dense: int) -> dict:
         "plan": [(c.bits, c.tolerance) for c in _plan(len(np.unique(hashes)), radius)],
         "cluster_s": round(t_cluster, 3),
         "cluster_cpu_s": round(c_cluster, 3),
-        "clusters": int(len(np.unique(labels))),
+        "clusters": len(np.unique(labels)),
         "families_whole": f"{sum(len(v) == 1 for v in per_family.values())}/{len(per_family)}",
         "rss_after_import_mib": round(rss_start, 1),
         "peak_rss_mib": round(rss_peak, 1),
@@ -107,7 +107,7 @@ def run_one(n: int, radius: int, brute: bool, burst: float, dense: int) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         reference = brute_force_pairs(hashes, radius)
         result["brute_s"], result["brute_cpu_s"] = round(time.perf_counter() - t0, 4), time.process_time() - c0
-        result["pairs"] = int(len(pairs))
+        result["pairs"] = len(pairs)
         result["identical_to_brute"] = bool(np.array_equal(pairs, reference))
         result["speedup_cpu"] = round(result["brute_cpu_s"] / result["pairs_cpu_s"], 1)
         result["pairs_cpu_s"], result["brute_cpu_s"] = round(result["pairs_cpu_s"], 4), round(result["brute_cpu_s"], 4)

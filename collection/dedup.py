@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from math import comb
-from typing import Iterator, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -33,7 +33,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .phash import _as_uint64, _popcount
 
-__all__ = ["DEFAULT_RADIUS", "near_duplicate_pairs", "cluster", "choose_representatives"]
+__all__ = ["DEFAULT_RADIUS", "choose_representatives", "cluster", "near_duplicate_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ _MAX_PAIRS_DEFAULT = 50_000_000
 
 @dataclass(frozen=True)
 class _Chunk:
+    """Bits ``shift .. shift + bits - 1`` of the hash, searched with up to ``tolerance`` differing bits."""
+
     shift: int
     bits: int
     tolerance: int
@@ -62,6 +64,7 @@ class _Chunk:
 
 
 def _probes(bits: int, tolerance: int) -> int:
+    """Number of masks of at most ``tolerance`` set bits in a ``bits``-bit chunk."""
     return sum(comb(bits, k) for k in range(tolerance + 1))
 
 
@@ -141,7 +144,7 @@ def _verified(
     # Split the queries so that no block holds much more than _BLOCK_CANDIDATES candidates.
     cuts = np.searchsorted(ends, np.arange(_BLOCK_CANDIDATES, total, _BLOCK_CANDIDATES), "left") + 1
     bounds = np.unique(np.concatenate([[0], cuts, [len(hit)]]).clip(0, len(hit)))
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         block = counts[a:b]
         i = np.repeat(order[hit[a:b]], block)
         offset = np.repeat(lo[a:b].astype(np.int64) - (np.cumsum(block) - block), block)
@@ -157,12 +160,14 @@ def _verified(
 
 
 def _check_radius(radius: int) -> int:
+    """``radius`` as an int, or a ValueError naming the bad value."""
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be a non-negative integer, got {radius!r}")
     return int(radius)
 
 
 def _hash_array(hashes: np.ndarray | Sequence[int]) -> np.ndarray:
+    """``hashes`` as a 1-D uint64 array."""
     arr = _as_uint64(hashes)
     if arr.ndim != 1:
         raise ValueError(f"hashes must be a 1-D array, got shape {arr.shape}")

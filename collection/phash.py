@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-__all__ = ["HASH_SIZE", "phash64", "hamming", "pixel_hash"]
+__all__ = ["HASH_SIZE", "hamming", "phash64", "pixel_hash"]
 
 HASH_SIZE = 8
 """Side of the low-frequency DCT block kept by :func:`phash64` (8 x 8 = 64 bits)."""
@@ -81,7 +81,7 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     """Number of set bits of each element of a uint64 array."""
     if hasattr(np, "bitwise_count"):  # numpy >= 2.0
         return np.bitwise_count(x)
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    table = np.array([(i).bit_count() for i in range(256)], dtype=np.uint8)
     as_bytes = np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(*x.shape, 8)
     return table[as_bytes].sum(axis=-1, dtype=np.uint8)
 

@@ -18,13 +18,13 @@ import hashlib
 import math
 import re
 from collections import Counter
-from typing import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["parse_ratios", "assign_splits", "merge_groups"]
+__all__ = ["assign_splits", "merge_groups", "parse_ratios"]
 
 # Hugging Face ``datasets`` accepts split names matching this pattern.
 _SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -78,7 +78,7 @@ def _is_null(value: object) -> bool:
     if value is None:
         return True
     try:
-        return bool(value != value)
+        return bool(value != value)  # noqa: PLR0124 - NaN is the one value unequal to itself
     except (TypeError, ValueError):
         return True
 

@@ -171,7 +171,7 @@ def test_representatives_one_per_cluster_at_scale():
 
 def test_small_blocks_give_the_same_pairs_and_clusters(monkeypatch):
     # Exercise the memory guard: candidates split into many blocks, labels compacted between them.
-    import collection.dedup as dedup
+    from collection import dedup
 
     rng = np.random.default_rng(12)
     hashes = _planted(rng, 600, 8, copies=20)
