@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -83,15 +82,47 @@ def _is_null(value: object) -> bool:
         return True
 
 
-def _priority(seed: int, name: str) -> bytes:
-    """Seeded, platform-independent sort key of a group name."""
-    return hashlib.sha256(f"{seed}\x00{name}".encode()).digest()[:8]
+def _priorities(seed: int, names: Sequence[str]) -> np.ndarray:
+    """Seeded, platform-independent 64-bit sort key per group name (sha256, not the salted ``hash``)."""
+    prefix = f"{seed}\x00".encode()
+    digests = b"".join(hashlib.sha256(prefix + name.encode()).digest()[:8] for name in names)
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
 
-def _majority(counter: Counter) -> Hashable:
-    """Most frequent value; ties go to the smallest by repr, so the choice is reproducible."""
-    best = max(counter.values())
-    return min((v for v, c in counter.items() if c == best), key=repr)
+def _group_codes(groups: Sequence[Hashable]) -> tuple[np.ndarray, list[Hashable]]:
+    """Group index per row and the group keys (numpy scalars as Python scalars)."""
+    if isinstance(groups, np.ndarray) and groups.ndim == 1 and groups.dtype.kind in "iub":
+        keys, inverse = np.unique(groups, return_inverse=True)
+        return inverse.ravel().astype(np.int64), keys.tolist()
+    index: dict[Hashable, int] = {}
+    codes = np.empty(len(groups), dtype=np.int64)
+    for row, key in enumerate(groups):
+        if _is_null(key):
+            raise ValueError(f"row {row} has no group key; every row needs one (see merge_groups)")
+        codes[row] = index.setdefault(_canonical(key), len(index))
+    return codes, list(index)
+
+
+def _first_per_group(row_group: np.ndarray, *sort_keys: np.ndarray) -> np.ndarray:
+    """Row index per group of the row that sorts first by ``sort_keys`` (most significant first)."""
+    order = np.lexsort((*reversed(sort_keys), row_group))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = row_group[order][1:] != row_group[order][:-1]
+    return order[first]  # groups are 0..G-1 and all present, so this is indexed by group
+
+
+def _majority_strata(row_group: np.ndarray, strata: Sequence[Hashable | None], n_groups: int) -> np.ndarray:
+    """Stratum code per group: its most frequent stratum, ties to the smallest by repr."""
+    values = [None if _is_null(s) else _canonical(s) for s in strata]
+    ordered = sorted(set(values), key=repr)
+    code_of = {v: c for c, v in enumerate(ordered)}
+    codes = np.fromiter((code_of[v] for v in values), dtype=np.int64, count=len(values))
+    pair, count = np.unique(row_group * len(ordered) + codes, return_counts=True)
+    pair_group, pair_code = pair // len(ordered), pair % len(ordered)
+    best = _first_per_group(pair_group, -count, pair_code)
+    out = np.empty(n_groups, dtype=np.int64)
+    out[pair_group[best]] = pair_code[best]
+    return out
 
 
 def assign_splits(
@@ -121,50 +152,46 @@ def assign_splits(
     for key, split in fixed.items():
         if not isinstance(split, str) or not _SPLIT_NAME.match(split):
             raise ValueError(f"group {key!r} is pinned to an invalid split name {split!r}")
+    if n == 0:
+        return []
 
-    index: dict[Hashable, int] = {}
-    row_group = np.empty(n, dtype=np.int64)
-    for row, key in enumerate(groups):
-        if _is_null(key):
-            raise ValueError(f"row {row} has no group key; every row needs one (see merge_groups)")
-        row_group[row] = index.setdefault(_canonical(key), len(index))
-    keys = list(index)
+    row_group, keys = _group_codes(groups)
     sizes = np.bincount(row_group, minlength=len(keys))
-
     if row_ids is None:
-        names = [repr(k) for k in keys]
+        names = np.array([repr(k) for k in keys], dtype=str)
     else:
-        smallest: dict[int, str] = {}
-        for g, rid in zip(row_group.tolist(), row_ids):
-            rid = str(rid)
-            if g not in smallest or rid < smallest[g]:
-                smallest[g] = rid
-        names = [smallest[g] for g in range(len(keys))]
+        distinct, rank = np.unique(np.asarray(row_ids, dtype=str), return_inverse=True)
+        smallest = np.full(len(keys), len(distinct), dtype=np.int64)
+        np.minimum.at(smallest, row_group, rank.ravel())
+        names = distinct[smallest]
+    stratum = np.zeros(len(keys), dtype=np.int64) if strata is None else _majority_strata(row_group, strata, len(keys))
 
-    if strata is None:
-        group_stratum: list[Hashable] = [None] * len(keys)
-    else:
-        counts: list[Counter] = [Counter() for _ in keys]
-        for g, s in zip(row_group.tolist(), strata):
-            counts[g][None if _is_null(s) else _canonical(s)] += 1
-        group_stratum = [_majority(c) for c in counts]
+    split_names = list(ratios)
+    split_of_group = np.full(len(keys), -1, dtype=np.int64)
+    if fixed:
+        position = {k: g for g, k in enumerate(keys)}
+        for key, split in fixed.items():
+            if key in position:
+                if split not in split_names:
+                    split_names.append(split)
+                split_of_group[position[key]] = split_names.index(split)
 
-    split_of_group: list[str | None] = [fixed.get(k) for k in keys]
-    by_stratum: dict[Hashable, list[int]] = {}
-    for g, s in enumerate(group_stratum):
-        if split_of_group[g] is None:
-            by_stratum.setdefault(s, []).append(g)
-
-    names_list = list(ratios)
-    bounds = np.cumsum([ratios[s] for s in names_list])
-    bounds[-1] = np.inf  # rounding in the ratios must never leave a group without a split
-    for members in by_stratum.values():
-        members.sort(key=lambda g: (_priority(seed, names[g]), names[g]))
-        rows = sizes[members].astype(np.float64)
-        midpoints = (np.cumsum(rows) - rows / 2) / rows.sum()
-        for g, slot in zip(members, np.searchsorted(bounds, midpoints, side="right")):
-            split_of_group[g] = names_list[slot]
-    return [split_of_group[g] for g in row_group.tolist()]  # type: ignore[misc]
+    # Free groups ordered by stratum, then seeded priority (then name, should two priorities tie).
+    free = np.flatnonzero(split_of_group < 0)
+    if len(free):
+        order = free[np.lexsort((names[free], _priorities(seed, names[free].tolist()), stratum[free]))]
+        rows = sizes[order].astype(np.float64)
+        seg = stratum[order]
+        total = np.cumsum(rows)
+        start = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])  # first position of each stratum
+        seg_index = np.cumsum(np.r_[False, seg[1:] != seg[:-1]])
+        before = np.r_[0.0, total][start][seg_index]  # rows of earlier strata
+        seg_rows = np.diff(np.r_[0.0, total[np.r_[start[1:] - 1, len(order) - 1]]])[seg_index]
+        midpoints = (total - before - rows / 2) / seg_rows
+        bounds = np.cumsum([ratios[s] for s in ratios])
+        bounds[-1] = np.inf  # rounding in the ratios must never leave a group without a split
+        split_of_group[order] = np.searchsorted(bounds, midpoints, side="right")
+    return np.array(split_names, dtype=object)[split_of_group[row_group]].tolist()
 
 
 def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
