@@ -279,14 +279,17 @@ def coerce(value: Any, annotation: Any) -> Any:
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             return int(value)
         raise ValueError("expected int")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str):
-            return float(value)
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ValueError("expected float")
     if annotation is str:
         if isinstance(value, str):
