@@ -1,14 +1,296 @@
-"""`rainbench train`: train a learnable method (nlcl, prenet, ...) and write a checkpoint."""
+"""`rainbench train`: train a learnable method (nlcl, cut, prenet, ...) and write its weights.
+
+Data sources (``SRC``) are image files, folders (any layout ``rainbench ingest`` understands:
+plain folders, ``rainy/`` + ``clean/`` pairs, Rain100, ...) or datasets written by ``rainbench
+ingest`` (one split, ``--split``). Images are decoded lazily, one at a time, by the one image
+loader, so the training set never has to fit in memory.
+
+``RUN_DIR`` receives ``checkpoint.pt`` (the full training state; ``--resume`` continues from it),
+``weights.pt`` (for ``--weights`` in ``derain`` / ``run``) and ``train.json`` (method, options,
+sources, summary).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
 import click
 
-from rainbench.cli.common import NotImplementedYet, common_options
+from rainbench.cli.common import common_options, parse_key_values, progress, stdout_console
+
+Loader = Callable[[], Any]
 
 
-@click.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+class LazyImages(Sequence):
+    """A sequence whose items are loaded (decoded) only when indexed: images or (rainy, clean) pairs."""
+
+    def __init__(self, loaders: list[Loader], labels: list[str]):
+        self.loaders = loaders
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.loaders)
+
+    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
+        return self.loaders[index]()
+
+    def __iter__(self) -> Iterator[Any]:
+        return (loader() for loader in self.loaders)
+
+
+def _tensor(image: Any) -> Any:
+    """An RGB PIL image or uint8 array as a 3 x H x W float tensor in [0, 1]."""
+    import numpy as np
+
+    from collection.images import to_tensor
+
+    return to_tensor(np.asarray(image))[0]
+
+
+def _file_loader(file: Path, region: Any = None, frame_time: float | None = None) -> Loader:
+    def load() -> Any:
+        from collection.images import open_image
+        from collection.layouts import crop_region, read_video_frame
+
+        image = read_video_frame(file, frame_time) if frame_time is not None else open_image(file)
+        return _tensor(crop_region(image, region))
+
+    return load
+
+
+def _is_dataset(path: Path) -> bool:
+    return path.is_dir() and (
+        (path / "dataset_dict.json").exists() or (path / "state.json").exists() or any(path.glob("data/*.parquet"))
+    )
+
+
+def _dataset_loaders(src: str, split: str, want: str) -> tuple[list[Loader], list[str]]:
+    """Loaders for a saved dataset's rows: rainy images, clean images, or (rainy, clean) pairs."""
+    from collection.images import decode
+    from rainbench.data import open_dataset
+
+    ds = open_dataset(src, split)
+    meta = ds.meta
+    mask = {"rainy": meta["has_rainy"], "clean": meta["has_clean"],
+            "pairs": meta["has_rainy"] & meta["has_clean"]}[want]
+    rows = [int(i) for i in meta.index[mask.to_numpy()]]
+    table = ds.table
+
+    def cell(index: int, column: str) -> Any:
+        value = table[index][column]
+        data = value.get("bytes") or Path(value["path"]).read_bytes()
+        return _tensor(decode(data, name=f"{src}:{table[index]['id']}:{column}").image)
+
+    if want == "pairs":
+        loaders = [(lambda i=i: (cell(i, "rainy"), cell(i, "clean"))) for i in rows]
+    else:
+        loaders = [(lambda i=i: cell(i, want)) for i in rows]
+    return loaders, [f"{src}#{i}" for i in rows]
+
+
+def _folder_loaders(src: Path, want: str) -> tuple[list[Loader], list[str]]:
+    """Loaders for a source folder in any known layout (pairs matched by the layout rules)."""
+    from collection.layouts import survey
+
+    found = survey(src)
+    loaders: list[Loader] = []
+    labels: list[str] = []
+    for item in found.items:
+        rainy = _file_loader(item.file, item.region, item.frame_time)
+        if want == "pairs" and item.role == "pair":
+            clean = _file_loader(item.clean_file, item.clean_region)
+            loaders.append(lambda r=rainy, c=clean: (r(), c()))
+        elif want == "rainy" and item.role in ("pair", "rainy"):
+            loaders.append(rainy)
+        elif want == "clean" and item.role == "pair":
+            loaders.append(_file_loader(item.clean_file, item.clean_region))
+        elif want == "clean" and (item.role == "clean" or found.layout == "plain"):
+            loaders.append(rainy)  # a plain folder given as --clean holds clean photographs
+        else:
+            continue
+        labels.append(str(item.file))
+    return loaders, labels
+
+
+def open_sources(sources: Sequence[str], want: str, split: str, option: str) -> LazyImages:
+    """Every image (or pair) of ``sources`` as one lazy sequence; a clear error for empty or bad sources."""
+    from collection.images import is_image_file
+    from collection.layouts import LayoutError
+    from rainbench.data import DatasetError
+
+    loaders: list[Loader] = []
+    labels: list[str] = []
+    for src in sources:
+        path = Path(src).expanduser()
+        try:
+            if path.is_file():
+                if want == "pairs" or not is_image_file(path):
+                    raise click.BadParameter(f"{src}: expected a folder or dataset{'' if want == 'pairs' else ' or an image file'}",
+                                             param_hint=option)
+                found = ([_file_loader(path)], [str(path)])
+            elif _is_dataset(path):
+                found = _dataset_loaders(src, split, want)
+            elif path.is_dir():
+                found = _folder_loaders(path, want)
+            else:
+                raise click.BadParameter(f"{src}: no such file or folder", param_hint=option)
+        except (LayoutError, DatasetError) as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
+        if not found[0]:
+            what = {"pairs": "rainy/clean pairs", "rainy": "rainy images", "clean": "clean images"}[want]
+            raise click.BadParameter(f"{src}: no {what} found", param_hint=option)
+        loaders += found[0]
+        labels += found[1]
+    return LazyImages(loaders, labels)
+
+
+def _resolve_config(cls: Any, run_dir: Path, options: dict[str, str], variant: str | None,
+                    iters: int | None, seed: int, resume: bool) -> dict[str, Any]:
+    """The method options: saved ones on --resume, then --config, --variant, --iters and --seed."""
+    from baselines.registry import config_fields
+
+    fields = config_fields(cls)
+    record = run_dir / "train.json"
+    saved: dict[str, Any] = {}
+    if resume and record.exists():
+        saved = dict(json.loads(record.read_text()).get("config") or {})
+    merged: dict[str, Any] = {**saved, **options}
+    if variant is not None:
+        if "variant" not in fields:
+            raise click.BadParameter(f"method {cls.info.name!r} has no variants", param_hint="--variant")
+        merged["variant"] = variant
+    if iters is not None and "iters" in fields:
+        merged["iters"] = iters
+    if "seed" in fields and "seed" not in options and "seed" not in saved:
+        merged["seed"] = seed
+    return merged
+
+
+def _format_losses(values: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v:.4g}" for k, v in values.items() if k not in ("step", "iters") and isinstance(v, float))
+
+
+@click.command("train")
+@click.option("--method", "-m", "method_name", required=True, metavar="NAME",
+              help="Method to train (see `rainbench methods`: nlcl, cut, prenet, ...).")
+@click.option("--out", "-o", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory for checkpoint.pt, weights.pt and train.json.")
+@click.option("--rainy", multiple=True, metavar="SRC",
+              help="Rainy images (files, folders or an ingested dataset); unpaired methods. Repeatable.")
+@click.option("--clean", multiple=True, metavar="SRC",
+              help="Clean images (files, folders or an ingested dataset); unpaired methods. Repeatable.")
+@click.option("--pairs", multiple=True, metavar="SRC",
+              help="Rainy/clean pairs (a dataset, or a folder with rainy/ + clean/ and the like); supervised methods.")
+@click.option("--split", default="train", show_default=True, help="Split to read from dataset sources.")
+@click.option("--iters", type=click.IntRange(min=1), default=None, help="Training budget in iterations.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training budget in passes over the rainy images (or pairs); excludes --iters.")
+@click.option("--variant", type=click.Choice(["symmetric", "asymmetric"]), default=None,
+              help="NLCL's layer contrast: symmetric (CVPR 2022) or asymmetric (TPAMI 2024).")
+@click.option("--config", "-c", "config_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A method option, e.g. crop=128 or lambda_layer=0.5. Repeatable.")
+@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt with the saved options.")
 @common_options
-def command(common) -> None:
-    """Train a learnable method (nlcl, prenet, ...) and write a checkpoint. (Not implemented yet.)"""
-    raise NotImplementedYet("train", 6)
+def command(method_name: str, run_dir: Path, rainy: tuple[str, ...], clean: tuple[str, ...], pairs: tuple[str, ...],
+            split: str, iters: int | None, epochs: int | None, variant: str | None, config_pairs: tuple[str, ...],
+            resume: bool, common: Any) -> None:
+    """Train a learnable method on unpaired (--rainy, --clean) or paired (--pairs) data."""
+    import baselines
+    from baselines.registry import get_class
+
+    try:
+        cls = get_class(method_name)
+    except baselines.MethodError as exc:
+        raise click.BadParameter(str(exc), param_hint="--method") from None
+    learns = cls.info.learns_from
+    if learns == "none":
+        raise click.UsageError(f"method {method_name!r} learns nothing: use it directly with `rainbench derain`")
+    if iters is not None and epochs is not None:
+        raise click.UsageError("--iters and --epochs exclude each other")
+    if learns == "paired" and (rainy or clean or not pairs):
+        raise click.UsageError(f"method {method_name!r} learns from pairs: pass --pairs (a dataset or a rainy/+clean/ folder)")
+    if learns == "unpaired" and (pairs or not rainy or not clean):
+        raise click.UsageError(
+            f"method {method_name!r} learns from unpaired data: pass --rainy and --clean (ideally from disjoint scenes)"
+        )
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.exists() and not resume:
+        raise click.UsageError(f"{run_dir} already holds a checkpoint: pass --resume to continue, or choose another --out")
+
+    options = _resolve_config(cls, run_dir, parse_key_values(config_pairs, "--config"), variant, iters, common.seed, resume)
+    try:
+        method = baselines.create(method_name, device=common.torch_device(), **options)
+    except baselines.MethodError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+
+    if learns == "paired":
+        data = {"pairs": open_sources(pairs, "pairs", split, "--pairs")}
+    else:
+        data = {"rainy": open_sources(rainy, "rainy", split, "--rainy"),
+                "clean": open_sources(clean, "clean", split, "--clean")}
+    if epochs is not None:
+        first = data.get("pairs") or data["rainy"]
+        iters = epochs * math.ceil(len(first) / max(1, int(getattr(method.config, "batch_size", 1))))
+    budget = iters if iters is not None else int(getattr(method.config, "iters", 0))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "method": method_name, "config": _plain(method.config),
+        "sources": {"rainy": list(rainy), "clean": list(clean), "pairs": list(pairs), "split": split},
+        "counts": {name: len(images) for name, images in data.items()},
+        "iters": budget, "device": str(method.device),
+    }
+    (run_dir / "train.json").write_text(json.dumps(record, indent=2))
+
+    console = stdout_console()
+    counts = ", ".join(f"{len(images)} {name}" for name, images in data.items())
+    if not common.quiet:
+        console.print(f"[bold]{method_name}[/bold]: {counts}; {budget} iterations on {method.device} -> {run_dir}")
+    start = time.perf_counter()
+    with progress(common) as bar:
+        task = bar.add_task(f"train {method_name}", total=budget, rate="")
+
+        def on_log(values: dict[str, Any]) -> None:
+            step = int(values.get("step", 0))
+            elapsed = time.perf_counter() - start
+            bar.update(task, completed=step, rate=f"{step / elapsed:.2f} it/s" if elapsed > 0 else "")
+            if not common.quiet:
+                bar.console.print(f"step {step}/{budget}  {_format_losses(values)}")
+
+        summary = method.fit(**data, iters=budget, out=run_dir, resume=resume, on_log=on_log)
+    weights = method.save(run_dir / "weights.pt")
+    record.update(summary=_plain(summary), weights=str(weights), config_hash=method.config_hash,
+                  seconds=time.perf_counter() - start)
+    (run_dir / "train.json").write_text(json.dumps(record, indent=2, default=str))
+    _print_summary(method_name, record, summary)
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and tuples as JSON-ready dicts and lists."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _print_summary(method_name: str, record: dict[str, Any], summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"rainbench train: {method_name}", show_header=False)
+    table.add_row("iterations", str(summary.get("step", record["iters"])))
+    table.add_row("seconds", f"{record['seconds']:.1f}")
+    for name, value in (summary.get("losses") or {}).items():
+        table.add_row(f"loss {name}" if name != "lr" else "lr", f"{value:.5g}")
+    table.add_row("checkpoint", str(summary.get("checkpoint") or "-"))
+    table.add_row("weights", record["weights"])
+    table.add_row("config hash", record["config_hash"])
+    stdout_console().print(table)
