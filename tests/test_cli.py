@@ -23,12 +23,20 @@ def test_help_lists_every_verb(capsys):
         assert f"  {verb} " in text, verb
 
 
+def _leaf_commands(verb: str) -> list[list[str]]:
+    command = cli.get_command(click.Context(cli), verb)
+    if isinstance(command, click.Group):  # e.g. `rainbench weights list|fetch|...`
+        return [[verb, sub] for sub in command.list_commands(click.Context(command))]
+    return [[verb]]
+
+
 @pytest.mark.parametrize("verb", sorted(ISSUE_VERBS))
 def test_every_verb_teaches_its_options(verb, capsys):
-    assert main([verb, "--help"]) == 0
-    text = capsys.readouterr().out
-    for option in ("--device", "--workers", "--seed", "--quiet", "--verbose", "--debug"):
-        assert option in text, (verb, option)
+    for args in _leaf_commands(verb):
+        assert main([*args, "--help"]) == 0
+        text = capsys.readouterr().out
+        for option in ("--device", "--workers", "--seed", "--quiet", "--verbose", "--debug"):
+            assert option in text, (args, option)
 
 
 def test_version(capsys):
