@@ -1,0 +1,43 @@
+"""Quantisation to uint8 and the luma of MATLAB's ``rgb2ycbcr``, exactly as the published scripts.
+
+The MATLAB ``evaluate_PSNR_SSIM.m`` shipped with MPRNet and Restormer reads PNGs (uint8), calls
+``rgb2ycbcr`` on the uint8 array and keeps channel 1. For uint8 input MATLAB computes
+Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 with R, G, B in 0..255 and rounds the result to
+uint8 (half away from zero). pyiqa's ``to_y_channel(..., 'ycbcr')`` is the same matrix but computes
+in the input's dtype (float32) and rounds half to even, or not at all when ``data_range`` is 1 (its
+PSNR path), so rainbench computes Y itself in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rainbench.metrics.errors import MetricError
+
+# Rows of MATLAB's rgb2ycbcr matrix that produce Y (BT.601, limited range, scaled for [0, 1] input).
+_Y_WEIGHTS = (65.481, 128.553, 24.966)
+_Y_OFFSET = 16.0
+
+
+def round_half_up(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``round`` for non-negative values (half away from zero), unlike ``torch.round``."""
+    return torch.floor(x + 0.5)
+
+
+def quantise_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Values in 0..255 (float64) as a saved 8-bit PNG would hold them: clip to [0, 1], round(x*255)."""
+    if not torch.is_floating_point(x):
+        raise MetricError(f"expected a float tensor in [0, 1], got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise MetricError("image contains NaN or infinite values")
+    return round_half_up(x.to(torch.float64).clamp(0.0, 1.0) * 255.0)
+
+
+def y_bt601_limited(rgb255: torch.Tensor) -> torch.Tensor:
+    """Y of MATLAB ``rgb2ycbcr`` on uint8 RGB (given as float 0..255, N x 3 x H x W) -> N x 1 x H x W, uint8-valued."""
+    if rgb255.ndim != 4 or rgb255.shape[1] != 3:
+        raise MetricError(f"expected N x 3 x H x W, got shape {tuple(rgb255.shape)}")
+    x = rgb255.to(torch.float64)
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    y = _Y_OFFSET + (_Y_WEIGHTS[0] * r + _Y_WEIGHTS[1] * g + _Y_WEIGHTS[2] * b) / 255.0
+    return round_half_up(y).clamp(0.0, 255.0)
