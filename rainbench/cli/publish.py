@@ -2,13 +2,95 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from rainbench.cli.common import NotImplementedYet, common_options
+from rainbench.cli.common import common_options, progress, stdout_console
+
+_STAGES = {"rows": "writing Parquet shards", "files": "uploading files"}
 
 
-@click.command("publish", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    from collection.publish import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _repo_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    parts = value.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise click.BadParameter(f"{value!r}: expected ORG/NAME")
+    return value
+
+
+@click.command("publish")
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--repo-id", required=True, callback=_repo_id, metavar="ORG/NAME", help="Hub dataset repository to create or update.")
+@click.option("--private", is_flag=True, help="Create the repository private (an existing repo keeps its visibility).")
+@click.option("--revision", default=None, metavar="BRANCH", help="Branch to upload to (created if missing; default main).")
+@click.option("--token", default=None, metavar="TOKEN",
+              help="Hub token (default: HF_TOKEN or the cached `hf auth login`).")
+@click.option("--dry-run", "dry_run_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Write the exact repository tree into DIR and upload nothing.")
+@click.option("--shard-size", default="500MB", show_default=True, callback=_size, metavar="SIZE",
+              help="Target size of one Parquet shard (e.g. 500MB, 2GiB).")
+@click.option("--license", "license_", default="cc-by-4.0", show_default=True, metavar="ID",
+              help="Licence of your own images (Hub licence id); public sets keep their own terms.")
+@click.option("--keep-gps", is_flag=True, help="Publish GPS and other personal EXIF data (removed by default).")
+@click.option("--pretty-name", default=None, help="Human-readable dataset name for the card (default: from the repo name).")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the tree is staged before upload (default: DATASET/.cache/publish/ORG--NAME).")
+@click.option("--files-per-commit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Data files per Hub commit (smaller commits lose less on an interruption).")
 @common_options
-def command(common) -> None:
-    """Push a curated dataset to the Hugging Face Hub with a complete dataset card. (Not implemented yet.)"""
-    raise NotImplementedYet("publish", 4)
+def command(dataset: Path, repo_id: str, private: bool, revision: str | None, token: str | None,
+            dry_run_dir: Path | None, shard_size: int, license_: str, keep_gps: bool, pretty_name: str | None,
+            work_dir: Path | None, files_per_commit: int, common) -> None:
+    """Push the curated DATASET (written by `rainbench ingest --out`) to the Hub with a dataset card."""
+    from collection.publish import PublishError, dry_run, upload
+
+    tree_dir = dry_run_dir or work_dir or dataset / ".cache" / "publish" / repo_id.replace("/", "--")
+    with progress(common) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total, rate="")
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            tree = dry_run(dataset, tree_dir, repo_id=repo_id, shard_size=shard_size, license=license_,
+                           keep_gps=keep_gps, pretty_name=pretty_name, progress=report)
+            result = None if dry_run_dir else upload(
+                tree_dir, repo_id, token=token, private=private, revision=revision,
+                files_per_commit=files_per_commit, progress=report)
+        except PublishError as exc:
+            raise click.ClickException(str(exc)) from None
+    _show(tree, result)
+
+
+def _show(tree, result) -> None:
+    """Print the tree's splits and what the upload did."""
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title=f"rainbench publish: tree in {tree.out}")
+    for name, justify in (("split", "left"), ("rows", "right"), ("shards", "right"), ("MB", "right")):
+        table.add_column(name, justify=justify)
+    for split, rows in tree.rows.items():
+        shards = [s for s in tree.shards if s.split == split]
+        table.add_row(split, str(rows), str(len(shards)), f"{sum(s.size for s in shards) / 1e6:.1f}")
+    console.print(table)
+    removed = ", ".join(tree.dropped_columns) or "none"
+    console.print(f"personal columns removed: {removed}; images with EXIF scrubbed: {tree.scrubbed_images}; "
+                  f"card: {tree.card}")
+    if result is None:
+        console.print("dry run: nothing uploaded")
+        return
+    console.print(f"uploaded {len(result.uploaded)} file(s), skipped {len(result.skipped)} already there, "
+                  f"deleted {len(result.deleted)} stale in {result.commits} commit(s) -> "
+                  f"{result.url} @ {result.revision}")
