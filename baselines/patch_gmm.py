@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 # photographs (astronaut, coffee, chelsea, rocket) are kept out so they can serve as test images.
 TRAINING_IMAGES = ("camera", "coins", "moon", "grass", "gravel", "brick", "clock", "page", "text")
 
+PRIOR_VERSION = 1
+"""Bumped whenever the fitting changes, so stale cached priors are not reused."""
+
 _CHUNK = 8192  # patches per batched step: bounds memory at chunk x components x dim floats
 
 
@@ -111,17 +114,21 @@ def fit_gmm(patches: torch.Tensor, size: int, components: int, iters: int, seed:
     cosine = (unit @ (exemplars / (exemplars.norm(dim=1, keepdim=True) + 1e-12)).T).abs()
     resp = F.one_hot(cosine.argmax(1), components).double()
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
-    for _ in range(iters):
+
+    def m_step(resp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         counts = resp.sum(0) + 1e-9
-        covs = torch.einsum("nk,ni,nj->kij", resp, x, x) / counts[:, None, None] + reg * eye
+        weighted = resp.T.unsqueeze(-1) * x.unsqueeze(0)  # K x n x d
+        return counts, torch.matmul(weighted.transpose(1, 2), x) / counts[:, None, None] + reg * eye
+
+    for _ in range(iters):
+        counts, covs = m_step(resp)
         weights = counts / n
         chol = torch.linalg.cholesky(covs)
         z = torch.linalg.solve_triangular(chol, x.T.unsqueeze(0).expand(components, d, n), upper=False)
         logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
         loglik = torch.log(weights)[:, None] - 0.5 * (logdet[:, None] + (z * z).sum(1))  # K x n
         resp = torch.softmax(loglik, dim=0).T
-    counts = resp.sum(0) + 1e-9
-    covs = torch.einsum("nk,ni,nj->kij", resp, x, x) / counts[:, None, None] + reg * eye
+    counts, covs = m_step(resp)
     return PatchGMM.from_covariances(size, (counts / n).float(), covs.float())
 
 
@@ -164,7 +171,7 @@ def training_patches(size: int, count: int, seed: int) -> torch.Tensor:
 
 def background_gmm(size: int, components: int, count: int, iters: int, seed: int) -> PatchGMM:
     """The natural-image patch prior, fitted at first use and cached (keyed by every option)."""
-    key = hashlib.sha256(f"{size}/{components}/{count}/{iters}/{seed}/{TRAINING_IMAGES}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"v{PRIOR_VERSION}/{size}/{components}/{count}/{iters}/{seed}/{TRAINING_IMAGES}".encode()).hexdigest()[:12]
     path = cache_dir() / "gmm" / f"background-{size}x{size}-k{components}-{key}.pt"
     if path.is_file():
         try:
