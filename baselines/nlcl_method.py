@@ -27,6 +27,9 @@ from baselines.registry import MethodError, MethodInfo, register
 TRAINER_FORMAT = "nlcl-trainer"
 """The ``format`` tag of :class:`nlcl.NLCLTrainer` checkpoints."""
 
+INFERENCE_OPTIONS = frozenset({"tile", "amp"})
+"""Options that only affect inference: kept as the caller set them when a checkpoint is loaded."""
+
 
 @dataclasses.dataclass(frozen=True)
 class AdapterOptions:
@@ -151,7 +154,8 @@ class NLCLMethod(Method):
     def _load_native(self, path: Path, obj: Any) -> None:
         """NLCL trainer checkpoints (their options are adopted) and released or saved generator files."""
         if isinstance(obj, dict) and obj.get("format") == TRAINER_FORMAT:
-            names = set(dataclasses.asdict(self.config))
+            # Adopt the training options (they describe the weights), not the inference-only ones.
+            names = set(dataclasses.asdict(self.config)) - INFERENCE_OPTIONS
             saved = {k: v for k, v in (obj.get("config") or {}).items() if k in names}
             self.config = dataclasses.replace(self.config, **_coerce_saved(self.config, saved))
             self.setup()

@@ -321,8 +321,11 @@ class PReNet(Method):
         if not isinstance(obj, dict):
             raise MethodError(f"{path}: not a PReNet weight file (expected a state dict or a rainbench checkpoint)")
         if obj.get("format") == TRAIN_FORMAT:
-            # A training state carries its options; adopt them so e.g. ``stages`` matches the weights.
-            saved = {k: v for k, v in (obj.get("config") or {}).items() if k in config_fields(type(self))}
+            # A training state carries its options; adopt them (``stages`` must match the weights),
+            # except the inference-only ``tile``, which stays as the caller set it.
+            fields = set(config_fields(type(self))) - {"tile"}
+            saved = {k: v for k, v in (obj.get("config") or {}).items() if k in fields}
+            saved["tile"] = self.config.tile
             self.config = build_config(type(self), saved)
             self.setup()
             state = obj["net"]

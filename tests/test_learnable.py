@@ -257,3 +257,12 @@ def test_cut_random_locations_are_distinct_and_inside_the_map():
     assert ids[..., 0].max() < 20 and ids[..., 1].max() < 30 and ids.min() >= 0
     flat = ids[..., 0] * 30 + ids[..., 1]
     assert all(len(set(row.tolist())) == 32 for row in flat)
+
+
+@pytest.mark.parametrize(("name", "option"), [("prenet", "crop"), ("nlcl", "head_dim")])
+def test_training_checkpoint_options_are_adopted_but_not_inference_ones(name, option, tmp_path):
+    fit(name, 1, out=tmp_path, tile=0)
+    loaded = baselines.create(name, weights=tmp_path / "checkpoint.pt", tile=48)
+    assert loaded.tile == 48 and loaded.config.tile == 48
+    # a training option not visible in the weights, read from the checkpoint
+    assert getattr(loaded.config, option) == TINY[name][option] != getattr(baselines.create(name).config, option)

@@ -13,6 +13,7 @@ sources, summary).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -170,6 +171,10 @@ def _resolve_config(cls: Any, run_dir: Path, options: dict[str, str], variant: s
     return merged
 
 
+def _canonical(src: str) -> str:
+    return str(Path(src).expanduser().resolve())
+
+
 def _format_losses(values: dict[str, Any]) -> str:
     return "  ".join(f"{k}={v:.4g}" for k, v in values.items() if k not in ("step", "iters") and isinstance(v, float))
 
@@ -227,6 +232,11 @@ def command(method_name: str, run_dir: Path, rainy: tuple[str, ...], clean: tupl
     except baselines.MethodError as exc:
         raise click.BadParameter(str(exc), param_hint="--config") from None
 
+    shared = sorted(set(map(_canonical, rainy)) & set(map(_canonical, clean)))
+    if shared:
+        logging.getLogger("rainbench").warning(
+            "--rainy and --clean share %s: unpaired training assumes clean images of other scenes", ", ".join(shared)
+        )
     if learns == "paired":
         data = {"pairs": open_sources(pairs, "pairs", split, "--pairs")}
     else:
