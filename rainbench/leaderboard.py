@@ -115,7 +115,7 @@ def build_leaderboard(frame: pd.DataFrame, by: Sequence[str] = (), *, confidence
         raise ValueError("no results to rank (did the run score any image?)")
     frame = frame.copy()
     frame["dataset"] = frame["dataset"].astype(str) + ":" + frame["split"].astype(str)
-    ok = (frame["error"].isna() | (frame["error"] == "")) & np.isfinite(frame["value"].astype(float))
+    ok = (frame["error"].isna() | (frame["error"] == "")) & frame["value"].notna()
     frame["ok"] = ok
     specs = {m: json.loads(s) for m, s in frame.drop_duplicates("metric", keep="last")[["metric", "metric_spec"]].itertuples(index=False)}
     rows = []

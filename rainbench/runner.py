@@ -79,7 +79,7 @@ class _Method:
     request: dict[str, Any]
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the runner asks "is this metric expected for this image"
 class _Metric:
     name: str
     fn: Any
@@ -171,7 +171,9 @@ class _BatchRunner:
         self.amp = amp and device.type == "cuda"
         self.outputs_dir = outputs_dir
         self.base = base
-        self.meta = meta
+        self.has_clean = meta["has_clean"].to_numpy()
+        self.subsets = [{c: None if pd.isna(v) else str(v) for c, v in zip(("source", "rain_kind"), values)}
+                        for values in meta[["source", "rain_kind"]].itertuples(index=False)]
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -224,22 +226,22 @@ class _BatchRunner:
             seconds += s
         return outputs, errors, seconds
 
-    def score(self, metric: _Metric, preds: list, refs: list) -> list[tuple[float, str | None]]:
-        """Score each prediction (with its reference for reference metrics); one bad image stays one."""
+    def score(self, metric: _Metric, pred, ref) -> list[tuple[float, str | None]]:
+        """Score a batch (against ``ref`` for reference metrics); a failing batch is retried image by image."""
         torch = self.torch
+        n = pred.shape[0]
         try:
-            pred = torch.cat(preds)
-            ref = torch.cat(refs) if metric.needs_reference else None
             with torch.no_grad():
-                values = metric.fn(pred, ref) if ref is not None else metric.fn(pred)
-            values = torch.as_tensor(values).detach().float().reshape(-1).cpu().numpy()
-            if len(values) != len(preds):
-                raise ValueError(f"metric returned {len(values)} values for {len(preds)} images")
+                values = metric.fn(pred, ref) if metric.needs_reference else metric.fn(pred)
+            values = torch.as_tensor(values).detach().double().reshape(-1).cpu().numpy()
+            if len(values) != n:
+                raise ValueError(f"metric returned {len(values)} values for {n} images")
         except Exception as exc:  # noqa: BLE001 - recorded per image
-            if len(preds) > 1:
-                return [r for i in range(len(preds)) for r in self.score(metric, preds[i:i + 1], refs[i:i + 1])]
+            if n > 1:
+                return [r for i in range(n) for r in self.score(metric, pred[i:i + 1], None if ref is None else ref[i:i + 1])]
             return [(float("nan"), _error_text(exc))]
-        return [(float(v), None if np.isfinite(v) else f"metric value is {v}") for v in values]
+        # inf is a legitimate score (PSNR of a perfect reconstruction); NaN never is
+        return [(float(v), None if not np.isnan(v) else "metric value is nan") for v in values]
 
     def run(self, samples: list[Sample], pending: dict[str, set[str]]) -> list[dict]:
         """Result rows for every pending (sample, method, expected metric) of one batch."""
@@ -247,16 +249,12 @@ class _BatchRunner:
 
         torch = self.torch
         rows: list[dict] = []
-        expected = {s.id: [m for m in self.metrics if self.meta.at[s.index, "has_clean"] or not m.needs_reference]
-                    for s in samples}
+        expected = {s.id: [m for m in self.metrics if self.has_clean[s.index] or not m.needs_reference] for s in samples}
 
         def row(sample: Sample, method: _Method, metric: _Metric, value: float, error: str | None, seconds: float) -> dict:
-            meta = self.meta.loc[sample.index]
             return {**self.base, "image_id": sample.id, "method": method.name, "method_config_hash": method.config_hash,
                     "metric": metric.name, "metric_spec": metric.spec_json, "value": value,
-                    "lower_better": metric.lower_better, "seconds": seconds, "error": error,
-                    "source": None if pd.isna(meta["source"]) else str(meta["source"]),
-                    "rain_kind": None if pd.isna(meta["rain_kind"]) else str(meta["rain_kind"])}
+                    "lower_better": metric.lower_better, "seconds": seconds, "error": error, **self.subsets[sample.index]}
 
         good = [s for s in samples if s.error is None]
         for s in samples:
@@ -280,28 +278,34 @@ class _BatchRunner:
             idx = [i for i, s in enumerate(good) if method.name in pending[s.id]]
             if not idx:
                 continue
-            outputs, errors, seconds = self.derain(method, x[idx])
-            todo: list[tuple[Sample, Any, float]] = []
+            outputs, errors, seconds = self.derain(method, x if len(idx) == len(good) else x[idx])
+            ok: list[tuple[Sample, float]] = []
             for i, out, err, sec in zip(idx, outputs, errors, seconds):
-                s = good[i]
-                if err is not None:
-                    rows += [row(s, method, m, float("nan"), err, sec) for m in expected[s.id]]
-                    continue
-                quantised = to_uint8(out)[0]
-                if self.outputs_dir is not None:
-                    save_image(quantised, self.outputs_dir / method.name / f"{s.id}.png")
-                todo.append((s, to_tensor(quantised).to(self.device), sec))
+                if err is None:
+                    ok.append((good[i], sec))
+                else:
+                    rows += [row(good[i], method, m, float("nan"), err, sec) for m in expected[good[i].id]]
+            if not ok:
+                continue
+            # Quantise as a saved PNG would be: round(255 x) / 255 equals to_uint8 then to_tensor, in one pass.
+            pred = torch.cat([out for out in outputs if out is not None]).mul_(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
+            if self.outputs_dir is not None:
+                for (s, _), array in zip(ok, to_uint8(pred)):
+                    save_image(array, self.outputs_dir / method.name / f"{s.id}.png")
             for metric in self.metrics:
-                subset = [(s, p, sec) for s, p, sec in todo if metric in expected[s.id]]
+                chosen = [k for k, (s, _) in enumerate(ok) if metric in expected[s.id]]
                 if metric.needs_reference:
-                    for s, _, sec in subset:
+                    for k in chosen:
+                        s, sec = ok[k]
                         if s.id in clean_error:
                             rows.append(row(s, method, metric, float("nan"), clean_error[s.id], sec))
-                    subset = [t for t in subset if t[0].id in clean]
-                if not subset:
+                    chosen = [k for k in chosen if ok[k][0].id in clean]
+                if not chosen:
                     continue
-                scores = self.score(metric, [p for _, p, _ in subset], [clean.get(s.id) for s, _, _ in subset])
-                rows += [row(s, method, metric, v, e, sec) for (s, _, sec), (v, e) in zip(subset, scores)]
+                subset = pred if len(chosen) == len(ok) else pred[chosen]
+                ref = torch.cat([clean[ok[k][0].id] for k in chosen]) if metric.needs_reference else None
+                scores = self.score(metric, subset, ref)
+                rows += [row(ok[k][0], method, metric, v, e, ok[k][1]) for k, (v, e) in zip(chosen, scores)]
         if self.outputs_dir is not None:
             for s in good:
                 if s.clean is not None and pending[s.id]:

@@ -341,3 +341,21 @@ def test_other_dataset_in_the_same_run_dir_is_refused(dataset, tmp_path):
     run_benchmark(path, [], [FakeBrightness()], tmp_path / "run", split="train")
     with pytest.raises(ResultsError, match="new --out"):
         run_benchmark(path, [], [FakeBrightness()], tmp_path / "run", split="test")
+
+
+def test_undecodable_image_records_errors_for_every_method(tmp_path):
+    import datasets
+
+    good, bad = _png(_images()[0][1]), b"\x89PNG\r\n\x1a\n truncated"
+    features = datasets.Features({"id": datasets.Value("string"), "rainy": datasets.Image(), "clean": datasets.Image()})
+    split = datasets.Dataset.from_dict({"id": ["good", "bad"], "rainy": [{"bytes": good, "path": None}, {"bytes": bad, "path": None}],
+                                        "clean": [None, None]}, features=features)
+    datasets.DatasetDict({"test": split}).save_to_disk(str(tmp_path / "data"))
+    summary = run_benchmark(tmp_path / "data", [FakeMethod("a")], [FakePSNR(), FakeBrightness()], tmp_path / "run")
+    frame = read_results(tmp_path / "run").set_index(["image_id", "method"])
+    assert frame.loc[("bad", "a"), "error"].startswith("decode: bad:rainy")
+    assert frame.loc[("bad", "identity"), "error"].startswith("decode:")
+    good_row = frame.loc[("good", "a")]
+    assert good_row.isna()["error"] and np.isfinite(good_row["value"])
+    assert summary.failures == {"a": 1, "identity": 1}
+    assert set(frame["metric"]) == {"fake_bright"}  # no clean image anywhere: no reference rows

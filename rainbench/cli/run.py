@@ -43,6 +43,8 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--niqe-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="NIQE model file from `rainbench weights fit-niqe` (instead of pyiqa's).")
 @click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never touch the network: Hub ids from the local cache only.")
+@click.option("--amp/--no-amp", default=True, show_default=True,
+              help="Mixed precision (fp16 autocast) for methods on CUDA; never used on CPU.")
 @click.option("--no-identity", is_flag=True, help="Do not score the rainy input as the `identity` method.")
 @click.option("--flush-every", type=click.IntRange(min=1), default=16, show_default=True,
               help="Write results to disk every N images (a crash loses at most that many).")
@@ -50,7 +52,7 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
               help="Run directory; re-running with the same directory resumes.")
 @common_options
 def command(common, methods, weights, configs, dataset, split, metrics, batch_size, save_outputs, weights_dir,
-            niqe_model, offline, no_identity, flush_every, out) -> None:
+            niqe_model, offline, amp, no_identity, flush_every, out) -> None:
     """Benchmark methods on a dataset with reference and no-reference metrics.
 
     \b
@@ -78,7 +80,7 @@ def command(common, methods, weights, configs, dataset, split, metrics, batch_si
         summary = run_benchmark(
             dataset, requests, metric_names, out, split=split, device=common.torch_device(), batch_size=batch_size,
             save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=weights_dir,
-            niqe_model=niqe_model, offline=offline, include_identity=not no_identity, flush_every=flush_every,
+            niqe_model=niqe_model, offline=offline, include_identity=not no_identity, amp=amp, flush_every=flush_every,
         )
     _print_summary(summary, common)
 
