@@ -210,7 +210,7 @@ def _policies(report: dict[str, Any], keep_gps: bool, scrubbed_images: int) -> l
 def _license(stats: dict[str, Any], license: str) -> tuple[str, str | None]:
     public = [known_source(s, info.get("layout")) for s, info in stats["sources"].items()]
     if any(p is not None for p in public):
-        return "other", "mixed: per-source terms, see the Sources section"
+        return "other", "rainbench-mixed-sources"
     return license, None
 
 
@@ -292,7 +292,8 @@ def dataset_card(
         tags.append("paired")
     if stats["roles"].get("rainy") or stats["roles"].get("clean"):
         tags.append("unpaired")
-    extra = {"license_name": license_name} if license_name else {}
+    # The per-source terms are the card's "Sources and licences" table: the licence link points at it.
+    extra = {"license_name": license_name, "license_link": "README.md"} if license_name else {}
     data = DatasetCardData(license=yaml_license, task_categories=["image-to-image"], tags=tags,
                            size_categories=[size_category(stats["rows"])], pretty_name=pretty, **extra)
     MetadataConfigs({"default": {"data_files": [{"split": s, "path": f"data/{s}-*"} for s in sorted(splits)]}}

@@ -41,9 +41,10 @@ Progress = Callable[[str, int, "int | None"], None]
 DEFAULT_SHARD_SIZE = 500 * 1000**2
 """Target bytes of one Parquet shard (Arrow size before compression; images barely compress)."""
 
-ROWS_PER_GROUP = 16
-"""Rows per Parquet row group and per write: bounds memory to a few dozen full-size images."""
+ROWS_PER_GROUP = 8
+"""Rows per Parquet row group and per write: memory holds a few copies of this many rows' images."""
 
+_SHARD_NAME = re.compile(r"\w+(\.\w+)*-\d{5}-of-\d{5}\.parquet(\.tmp)?")
 DEFAULT_FILES_PER_COMMIT = 20
 DEFAULT_BYTES_PER_COMMIT = 10 * 1000**3
 
@@ -194,6 +195,10 @@ def dry_run(
     out = Path(out_dir)
     if out.resolve() == Path(dataset_dir).resolve():
         raise PublishError(f"{out}: the tree must go to another folder than the dataset itself")
+    foreign = [p.name for p in (out / "data").glob("*") if not _SHARD_NAME.fullmatch(p.name)] \
+        if (out / "data").is_dir() else []
+    if foreign:  # never wipe a folder of the user's that merely happens to be called data/
+        raise PublishError(f"{out / 'data'}: holds files that are not shards (e.g. {foreign[0]}); choose an empty folder")
     shutil.rmtree(out / "data", ignore_errors=True)
     (out / "data").mkdir(parents=True)
     (out / "README.md").unlink(missing_ok=True)

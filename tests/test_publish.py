@@ -239,7 +239,7 @@ def test_card_yaml_validates_and_points_at_the_shards(tmp_path):
     assert data["task_categories"] == ["image-to-image"]
     assert {"image-deraining", "rain-removal"} <= set(data["tags"])
     assert data["size_categories"] == ["n<1K"] and data["pretty_name"] == "rain"
-    assert data["license"] == "other"  # Rain100L is not the publisher's to licence
+    assert data["license"] == "other" and data["license_link"] == "README.md"  # Rain100L is not ours to licence
     assert DatasetCardData(**data).to_dict() == data
     configs = MetadataConfigs.from_dataset_card_data(card.data)
     files = {p.relative_to(tree.out).as_posix() for p in (tree.out / "data").iterdir()}
@@ -309,3 +309,13 @@ def test_card_roles_inferred_when_the_role_column_is_missing(tmp_path):
     without = datasets.DatasetDict({k: v.remove_columns("role") for k, v in dsd.items()})
     assert describe(without)["by_split"] == describe(dsd)["by_split"] == {
         "test": {"rainy": 1}, "train": {"clean": 2, "rainy": 2}}
+
+
+def test_dry_run_never_wipes_a_foreign_data_folder(tmp_path):
+    src_dir = make_dataset(tmp_path)
+    mine = tmp_path / "tree" / "data" / "thesis.tex"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("precious")
+    with pytest.raises(PublishError, match="not shards.*thesis.tex"):
+        dry_run(src_dir, tmp_path / "tree", repo_id="org/rain")
+    assert mine.read_text() == "precious"
