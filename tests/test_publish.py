@@ -319,3 +319,27 @@ def test_dry_run_never_wipes_a_foreign_data_folder(tmp_path):
     with pytest.raises(PublishError, match="not shards.*thesis.tex"):
         dry_run(src_dir, tmp_path / "tree", repo_id="org/rain")
     assert mine.read_text() == "precious"
+
+
+def test_publish_what_ingest_wrote(tmp_path):
+    """End to end with the real ingest: its report feeds the card; its rows keep GPS in the JPEG bytes."""
+    import datasets
+
+    from collection.ingest import IngestOptions, SourceSpec, ingest
+
+    photos = tmp_path / "street"
+    photos.mkdir()
+    for seed in range(3):
+        (photos / f"IMG_{seed}.jpg").write_bytes(jpeg_with_gps(seed * 7 + 1))
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "curated"
+    ingest([SourceSpec(photos)], out, IngestOptions(min_side=8, radius=0, workers=0))
+    stored = datasets.load_from_disk(str(out))
+    assert any(_has_gps(r["rainy"]["bytes"]) for s in stored for r in rows_by_id(stored[s]).values())
+
+    tree = dry_run(out, tmp_path / "tree", repo_id="me/street")
+    loaded = load_tree(tree.out, tmp_path / "cache")
+    assert {s: loaded[s].num_rows for s in loaded} == {s: stored[s].num_rows for s in stored}
+    assert not any(_has_gps(r["rainy"]["bytes"]) for s in loaded for r in rows_by_id(loaded[s]).values())
+    text = tree.card.read_text()
+    assert "Files seen by `rainbench ingest`: 4" in text and "| street |" in text
