@@ -339,12 +339,8 @@ def upload(
     bytes, skipping files already there; the last commit writes ``README.md`` and deletes shards of
     an older upload that the tree no longer has. Re-running after a failure resumes.
     """
-    from huggingface_hub import (
-        CommitOperationAdd,
-        CommitOperationDelete,
-        HfApi,
-        get_token,
-    )
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.utils import disable_progress_bars
 
     progress = progress or (lambda stage, done, total: None)
     tree = Path(tree_dir)
@@ -356,7 +352,15 @@ def upload(
     if token is None and get_token() is None:
         raise PublishError("no Hugging Face token: run `hf auth login`, set HF_TOKEN or pass --token")
     api = HfApi(endpoint=endpoint, token=token)
-    branch = revision or "main"
+    with disable_progress_bars():  # library code never prints; the CLI shows its own progress
+        return _push(api, tree, repo_id, revision or "main", private, files_per_commit, bytes_per_commit, progress)
+
+
+def _push(api: Any, tree: Path, repo_id: str, branch: str, private: bool, files_per_commit: int,
+          bytes_per_commit: int, progress: Progress) -> UploadSummary:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    card = tree / "README.md"
     with _hub_errors(api.endpoint, repo_id, f"creating {repo_id}"):
         url = str(api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private))
         if branch != "main":

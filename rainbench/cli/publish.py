@@ -42,9 +42,9 @@ def _repo_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Licence of your own images (Hub licence id); public sets keep their own terms.")
 @click.option("--keep-gps", is_flag=True, help="Publish GPS and other personal EXIF data (removed by default).")
 @click.option("--pretty-name", default=None, help="Human-readable dataset name for the card (default: from the repo name).")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Where the tree is staged before upload (default: DATASET/.cache/publish/ORG--NAME).")
-@click.option("--files-per-commit", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--files-per-commit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
               help="Data files per Hub commit (smaller commits lose less on an interruption).")
 @common_options
 def command(dataset: Path, repo_id: str, private: bool, revision: str | None, token: str | None,
