@@ -1,0 +1,105 @@
+"""Checkpoints: full trainer state, and one loader for released or our own generator weights."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import NLCLConfig
+from .networks import Generator
+
+TRAINER_FORMAT = "nlcl-trainer"
+GENERATOR_FORMAT = "nlcl-generator"
+_WHICH = {"background": "G_B", "rain": "G_R"}
+
+
+def _atomic_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: str | Path, map_location: str | torch.device) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"NLCL checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt or foreign file: name it
+        raise ValueError(f"NLCL checkpoint {path} could not be read: {exc}") from exc
+
+
+def save_trainer_state(state: dict[str, Any], path: str | Path) -> None:
+    """Write a trainer state dict, tagged with its format."""
+    _atomic_save({"format": TRAINER_FORMAT, "version": 1, **state}, path)
+
+
+def load_trainer_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a trainer state written by :func:`save_trainer_state`."""
+    state = _load(path, map_location)
+    if not isinstance(state, dict) or state.get("format") != TRAINER_FORMAT:
+        raise ValueError(f"NLCL checkpoint {path} is not a full trainer checkpoint (use load_generator for weights)")
+    return state
+
+
+def save_generator(generator: Generator, path: str | Path) -> None:
+    """Write one generator with its size, loadable by :func:`load_generator`."""
+    _atomic_save(
+        {"format": GENERATOR_FORMAT, "ngf": generator.ngf, "n_blocks": generator.n_blocks,
+         "state_dict": generator.state_dict()},
+        path,
+    )
+
+
+def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Weights saved from DataParallel / wrapped models carry a "module." prefix.
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+
+
+def generator_from_state_dict(sd: dict[str, torch.Tensor], source: str = "state dict") -> Generator:
+    """Build a Generator whose size is read from a released-layout state dict, and load it strictly."""
+    sd = _strip_prefix(sd)
+    if "gen.0.weight" not in sd:
+        raise ValueError(f"NLCL weights {source}: no 'gen.0.weight' key, not an NLCL generator state dict")
+    ngf = int(sd["gen.0.weight"].shape[0])
+    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"gen\.(\d+)\.model\.", k))}
+    n_blocks = len(blocks)
+    generator = Generator(ngf=ngf, n_blocks=n_blocks)
+    missing, unexpected = generator.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"NLCL weights {source} do not match the generator layout "
+            f"(ngf={ngf}, n_blocks={n_blocks}): missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return generator
+
+
+def load_generator(path: str | Path, which: str = "background", map_location: str | torch.device = "cpu") -> Generator:
+    """Load G_B (``which="background"``) or G_R (``"rain"``) from any NLCL weight file, in eval mode.
+
+    Accepts the authors' released ``latest_net_Back.pth`` / ``latest_net_Rain.pth`` (plain state
+    dicts; each holds one generator, so ``which`` is not consulted), our generator files and our
+    full trainer checkpoints.
+    """
+    if which not in _WHICH:
+        raise ValueError(f"load_generator: which must be 'background' or 'rain', got {which!r}")
+    obj = _load(path, map_location)
+    if not isinstance(obj, dict):
+        raise ValueError(f"NLCL weights {path}: expected a dict, got {type(obj).__name__}")
+    fmt = obj.get("format")
+    if fmt == TRAINER_FORMAT:
+        cfg = NLCLConfig.from_dict(obj["config"])
+        generator = Generator(cfg.ngf, cfg.n_blocks)
+        generator.load_state_dict(obj[_WHICH[which]])
+    elif fmt == GENERATOR_FORMAT:
+        generator = generator_from_state_dict(obj["state_dict"], str(path))
+    else:
+        sd = obj.get("state_dict", obj)
+        generator = generator_from_state_dict(sd, str(path))
+    return generator.to(map_location).eval()
