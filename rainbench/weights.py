@@ -24,9 +24,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class WeightsError(RuntimeError):
 class WeightsMissingError(WeightsError, FileNotFoundError):
     """Weight files a metric needs are not present; the message says how to fetch them."""
 
-    def __init__(self, missing: list[tuple["WeightFile", Path]], weights_dir: Path | None):
+    def __init__(self, missing: list[tuple[WeightFile, Path]], weights_dir: Path | None):
         self.missing = missing
         self.weights_dir = weights_dir
         target = str(weights_dir) if weights_dir is not None else "DIR"
@@ -270,7 +270,7 @@ def fetch(metrics: Iterable[str], weights_dir: str | os.PathLike,
                     path = wdir / entry.relpath
                     path.parent.mkdir(parents=True, exist_ok=True)
                     torch.hub.download_url_to_file(entry.url, str(path), progress=False)
-            except Exception as exc:  # noqa: BLE001 - any network failure becomes one clear message
+            except Exception as exc:
                 raise WeightsError(f"{entry.filename}: download from {entry.url} failed: {exc}") from exc
         result = verify_file(entry, path)
         if result.status.startswith("bad"):

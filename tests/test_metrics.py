@@ -9,9 +9,15 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from test_metrics_data import pairs
-from rainbench.metrics import MetricError, MetricSpec, available_metrics, create_metric, get_spec
+
+from rainbench.metrics import (
+    MetricError,
+    MetricSpec,
+    available_metrics,
+    create_metric,
+    get_spec,
+)
 from rainbench.weights import WeightsMissingError
 
 ALL = ["psnr", "ssim", "psnr_rgb", "ssim_rgb", "ssim_ds", "lpips", "niqe", "brisque", "piqe",
@@ -134,3 +140,9 @@ def test_metric_with_missing_weights_fails_before_loading(isolated_caches):
     assert str(wdir / "pyiqa" / "brisque_svm_weights.pth") in message
     assert f"rainbench weights fetch brisque --weights-dir {wdir}" in message
     assert not (wdir / "pyiqa").exists()  # nothing was downloaded or created
+
+
+def test_images_smaller_than_the_ssim_window_are_rejected():
+    tiny = torch.rand(1, 3, 8, 40)
+    with pytest.raises(MetricError, match="smaller than the 11x11 SSIM window"):
+        create_metric("ssim")(tiny, tiny)

@@ -7,8 +7,8 @@ import pytest
 import scipy.io
 import torch
 from skimage import data
-
 from test_metrics_data import add_rain
+
 from rainbench.metrics import MetricError, create_metric, fit_niqe
 from rainbench.weights import sha256_file
 

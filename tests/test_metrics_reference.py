@@ -13,8 +13,8 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
-
 from test_metrics_data import pairs
+
 from rainbench.metrics import create_metric
 
 # ---------------------------------------------------------------- numpy reference (MATLAB semantics)
@@ -63,7 +63,7 @@ def np_ssim_index(a: np.ndarray, b: np.ndarray) -> float:
 def np_ssim_m_downsample(img: np.ndarray) -> np.ndarray:
     """ssim.m (2009): f = round(min(M,N)/256); imfilter(ones(f)/f^2, 'symmetric'); img(1:f:end,1:f:end)."""
     m, n = img.shape
-    f = max(1, int(math.floor(min(m, n) / 256 + 0.5)))
+    f = max(1, math.floor(min(m, n) / 256 + 0.5))
     if f == 1:
         return img.astype(np.float64)
     centre = (f + 1) // 2  # MATLAB imfilter places the kernel origin at floor((f+1)/2)

@@ -11,8 +11,8 @@ import contextlib
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

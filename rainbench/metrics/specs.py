@@ -47,37 +47,47 @@ class MetricSpec:
         """Stable JSON (sorted keys, no whitespace) for storing next to a score."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
-    def replace(self, **changes: Any) -> "MetricSpec":
+    def replace(self, **changes: Any) -> MetricSpec:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
 
 # name -> the fields that are fixed by rainbench (direction, version and weights are filled in).
 _TABLE: dict[str, dict[str, Any]] = {
-    "psnr": dict(pyiqa_name="psnr", options=PSNR_OPTIONS, color_space=YCBCR, needs_reference=True,
-                 implementation="rainbench Y (MATLAB rgb2ycbcr, round half away from zero, float64) "
-                                "-> pyiqa psnr on the 1-channel Y"),
-    "ssim": dict(pyiqa_name="ssim", options=SSIM_OPTIONS, color_space=YCBCR, needs_reference=True,
-                 ssim_variant="ssim_index_2003",
-                 implementation="rainbench torch SSIM_index (pyiqa's ssim clamps the contrast term "
-                                "at 0 and rounds Y in float32)"),
-    "ssim_ds": dict(pyiqa_name="ssim", options={**SSIM_OPTIONS, "downsample": True}, color_space=YCBCR,
-                    needs_reference=True, ssim_variant="ssim_downsample",
-                    implementation="rainbench torch ssim.m (2009): symmetric box filter and "
-                                   "subsampling by round(min(H, W) / 256), then SSIM_index"),
-    "psnr_rgb": dict(pyiqa_name="psnr", options=PSNR_OPTIONS, color_space=RGB, needs_reference=True,
-                     implementation="pyiqa psnr on uint8-quantised RGB (MSE over all channels)"),
-    "ssim_rgb": dict(pyiqa_name="ssimc", options=SSIM_OPTIONS, color_space=RGB, needs_reference=True,
-                     ssim_variant="ssim_index_2003",
-                     implementation="rainbench torch SSIM_index per RGB channel, averaged"),
-    "lpips": dict(pyiqa_name="lpips", options={}, color_space=RGB, needs_reference=True),
-    "niqe": dict(pyiqa_name="niqe", options={}, color_space=YIQ),
-    "brisque": dict(pyiqa_name="brisque", options={}, color_space=YIQ),
-    "piqe": dict(pyiqa_name="piqe", options={}, color_space=YIQ),
-    "musiq": dict(pyiqa_name="musiq", options={}, color_space=RGB),
-    "clipiqa": dict(pyiqa_name="clipiqa", options={}, color_space=RGB),
-    "maniqa": dict(pyiqa_name="maniqa", options={}, color_space=RGB),
-    "topiq_nr": dict(pyiqa_name="topiq_nr", options={}, color_space=RGB),
+    "psnr": {
+        "pyiqa_name": "psnr", "options": PSNR_OPTIONS, "color_space": YCBCR, "needs_reference": True,
+        "implementation": "rainbench Y (MATLAB rgb2ycbcr, round half away from zero, float64) "
+                          "-> pyiqa psnr on the 1-channel Y",
+    },
+    "ssim": {
+        "pyiqa_name": "ssim", "options": SSIM_OPTIONS, "color_space": YCBCR, "needs_reference": True,
+        "ssim_variant": "ssim_index_2003",
+        "implementation": "rainbench torch SSIM_index (pyiqa's ssim clamps the contrast term at 0 "
+                          "and rounds Y in float32)",
+    },
+    "ssim_ds": {
+        "pyiqa_name": "ssim", "options": {**SSIM_OPTIONS, "downsample": True}, "color_space": YCBCR,
+        "needs_reference": True, "ssim_variant": "ssim_downsample",
+        "implementation": "rainbench torch ssim.m (2009): symmetric box filter and subsampling by "
+                          "round(min(H, W) / 256), then SSIM_index",
+    },
+    "psnr_rgb": {
+        "pyiqa_name": "psnr", "options": PSNR_OPTIONS, "color_space": RGB, "needs_reference": True,
+        "implementation": "pyiqa psnr on uint8-quantised RGB (MSE over all channels)",
+    },
+    "ssim_rgb": {
+        "pyiqa_name": "ssimc", "options": SSIM_OPTIONS, "color_space": RGB, "needs_reference": True,
+        "ssim_variant": "ssim_index_2003",
+        "implementation": "rainbench torch SSIM_index per RGB channel, averaged",
+    },
+    "lpips": {"pyiqa_name": "lpips", "options": {}, "color_space": RGB, "needs_reference": True},
+    "niqe": {"pyiqa_name": "niqe", "options": {}, "color_space": YIQ},
+    "brisque": {"pyiqa_name": "brisque", "options": {}, "color_space": YIQ},
+    "piqe": {"pyiqa_name": "piqe", "options": {}, "color_space": YIQ},
+    "musiq": {"pyiqa_name": "musiq", "options": {}, "color_space": RGB},
+    "clipiqa": {"pyiqa_name": "clipiqa", "options": {}, "color_space": RGB},
+    "maniqa": {"pyiqa_name": "maniqa", "options": {}, "color_space": RGB},
+    "topiq_nr": {"pyiqa_name": "topiq_nr", "options": {}, "color_space": RGB},
 }
 
 
@@ -117,6 +127,6 @@ def get_spec(name: str) -> MetricSpec:
     return MetricSpec(name=key, pyiqa_name=row["pyiqa_name"], options=dict(row["options"]),
                       color_space=row["color_space"], ssim_variant=row.get("ssim_variant"),
                       lower_better=pyiqa_lower_better(row["pyiqa_name"]),
-                      needs_reference=row["needs_reference"] if "needs_reference" in row else False,
+                      needs_reference=row.get("needs_reference", False),
                       pyiqa_version=pyiqa_version(), weights=weights,
                       implementation=row.get("implementation", "pyiqa"))

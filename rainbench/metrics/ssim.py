@@ -16,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rainbench.metrics.errors import MetricError
+
 K1, K2, DATA_RANGE = 0.01, 0.03, 255.0
 
 
@@ -56,7 +58,7 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.
     y = y.to(torch.float64)
     n, c, h, w = x.shape
     if h < size or w < size:
-        raise ValueError(f"image {h}x{w} is smaller than the {size}x{size} SSIM window")
+        raise MetricError(f"image {h}x{w} is smaller than the {size}x{size} SSIM window")
     stack = torch.stack([x, y, x * x, y * y, x * y]).reshape(5 * n * c, 1, h, w)
     mu1, mu2, xx, yy, xy = _filter_valid(stack, size, sigma).reshape(5, n, c, h - size + 1, w - size + 1)
     c1 = (K1 * DATA_RANGE) ** 2

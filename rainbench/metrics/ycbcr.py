@@ -28,9 +28,10 @@ def quantise_uint8(x: torch.Tensor) -> torch.Tensor:
     """Values in 0..255 (float64) as a saved 8-bit PNG would hold them: clip to [0, 1], round(x*255)."""
     if not torch.is_floating_point(x):
         raise MetricError(f"expected a float tensor in [0, 1], got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
+    x64 = x.to(torch.float64, copy=True)
+    if not torch.isfinite(x64.sum()):  # one reduction; float64 cannot overflow on float32 input
         raise MetricError("image contains NaN or infinite values")
-    return round_half_up(x.to(torch.float64).clamp(0.0, 1.0) * 255.0)
+    return x64.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).floor_()
 
 
 def y_bt601_limited(rgb255: torch.Tensor) -> torch.Tensor:
@@ -38,6 +39,7 @@ def y_bt601_limited(rgb255: torch.Tensor) -> torch.Tensor:
     if rgb255.ndim != 4 or rgb255.shape[1] != 3:
         raise MetricError(f"expected N x 3 x H x W, got shape {tuple(rgb255.shape)}")
     x = rgb255.to(torch.float64)
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    y = _Y_OFFSET + (_Y_WEIGHTS[0] * r + _Y_WEIGHTS[1] * g + _Y_WEIGHTS[2] * b) / 255.0
-    return round_half_up(y).clamp(0.0, 255.0)
+    y = x[:, 0:1] * _Y_WEIGHTS[0]
+    y.add_(x[:, 1:2], alpha=_Y_WEIGHTS[1]).add_(x[:, 2:3], alpha=_Y_WEIGHTS[2])
+    y.div_(255.0).add_(_Y_OFFSET + 0.5).floor_()  # + 0.5 then floor: MATLAB's round for y >= 0
+    return y.clamp_(0.0, 255.0)
