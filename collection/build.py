@@ -134,7 +134,9 @@ def _build(splits: dict[str, list[dict[str, Any]]], out: Path, fingerprint: str,
             fingerprint=f"{fingerprint[:32]}-{split}", writer_batch_size=WRITER_BATCH_SIZE,
         )
     staged = work / "dataset"
-    DatasetDict(parts).save_to_disk(str(staged))
+    # One shard per split at least: an empty split saved with zero shards does not load back.
+    shards = {split: 1 for split, part in parts.items() if len(part) == 0}
+    DatasetDict(parts).save_to_disk(str(staged), num_shards=shards or None)
     del parts
     _swap_in(staged, out)
     shutil.rmtree(work, ignore_errors=True)

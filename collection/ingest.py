@@ -9,9 +9,10 @@ progress through an optional ``progress(stage, done, total)`` callback. Curation
   (same sha256, or same pixels in another container) and near copies (pHash within ``radius``) are
   clustered; the representative is the largest, then the sharpest; the others become
   ``duplicate`` of it. Clean images of pairs are never deduplicated (DDN shares one clean image
-  between fourteen rainy ones);
-- **scenes** (:mod:`collection.scenes`) and **splits**: rows sharing a scene or a clean image are
-  grouped and the groups split together, stratified by ``rain_kind`` when tagged, honouring splits
+  between fourteen rainy ones), and rain variants of one clean image are never duplicates of each
+  other (they share a cluster, hence a split);
+- **scenes** (:mod:`collection.scenes`) and **splits**: rows sharing a scene, a clean image or a
+  cluster are grouped and the groups split together, stratified by ``rain_kind`` when tagged, honouring splits
   fixed by the layout or a split file.
 
 The run is incremental: probe records are cached (:class:`collection.manifest.ProbeCache`); the
@@ -195,7 +196,8 @@ def _files_frame(rows: list, entries: dict, records: dict, skipped: list, option
         })
     frame = pd.DataFrame(out + [dict(s, primary=False, side=None) for s in skipped])
     for name in ("sha256", "pixel_hash", "phash", "width", "height", "sharpness", "duplicate_of", "dup_group",
-                 "scene", "split", "id", "reason", "detail", "clean_key"):
+                 "scene", "split", "id", "reason", "detail", "clean_key", "warnings", "region", "frame_time",
+                 "layout_scene", "layout_split", "rain_kind", "camera_make", "camera_model", "datetime_original"):
         if name not in frame:
             frame[name] = None
     frame["id"] = frame["sha256"].map(lambda s: s[:16] if isinstance(s, str) else None)
@@ -368,7 +370,10 @@ def ingest(
     progress("curate", 1, 3)
     _scenes_and_splits(frame, options)
     progress("curate", 2, 3)
-    splits = _dataset_rows(frame, options.keep_gps)
+    for _, r in frame[(frame["status"] == "quarantined") | frame["warnings"].notna()].iterrows():
+        log.debug("%s: %s", r["key"], r["detail"] if r["status"] == "quarantined" else r["warnings"])
+    # An all-quarantined run still writes a loadable (empty) dataset next to its manifest and report.
+    splits = _dataset_rows(frame, options.keep_gps) or {"train": []}
     fingerprint = dataset_fingerprint(splits, options.keep_gps)
     state_path = out / CACHE_DIR / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}

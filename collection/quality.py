@@ -1,8 +1,9 @@
 """No-reference quality figures recorded for every image: sharpness, brightness, contrast, noise.
 
 All four are computed on the 8-bit luma (ITU-R BT.601 weights) of a **working image**: the file
-decoded at 1/2, 1/4 or 1/8 scale (JPEG DCT scaling) and then box-reduced until its long side is at
-most :data:`WORK_SIDE` pixels. A fixed working size makes the figures comparable between a 12 MP
+decoded at 1/2, 1/4 or 1/8 scale (JPEG DCT scaling, :func:`pick_reduce`) and then box-reduced by
+an integer factor until its long side is at most :data:`WORK_SIDE` pixels (so between 512 and 1024
+pixels for any image larger than that). A fixed working size makes the figures comparable between a 12 MP
 phone photo and a 50 MP camera file, and keeps probing fast; the price is that the figures describe
 the image as seen at about 1 MP, which is also the scale at which rain streaks are judged.
 
@@ -35,11 +36,15 @@ _FILTER = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|>|<|==)\s*([-+0-9.eE]+)\s*$")
 
 
 def pick_reduce(width: int, height: int, side: int = WORK_SIDE) -> int:
-    """The largest DCT reduction (1, 2, 4 or 8) that keeps the long side at or above ``side``."""
+    """The largest DCT reduction (1, 2, 4 or 8) that keeps the long side at or above 3/4 of ``side``.
+
+    Accepting 768 px rather than 1024 lets a 12 MP (4000 px) JPEG decode at 1/4 scale, about twice
+    as fast as 1/2; :func:`working_image` lands between 512 and 1024 px for other sizes anyway.
+    """
     long_side = max(width, height)
     reduce = 1
     for factor in (2, 4, 8):
-        if long_side // factor >= side:
+        if long_side // factor >= side * 3 // 4:
             reduce = factor
     return reduce
 
@@ -56,20 +61,22 @@ def _luma(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32)
 
 
-def _conv3(gray: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Valid-mode 3x3 correlation by shifted sums (no scipy call overhead on small images)."""
-    h, w = gray.shape
-    out = np.zeros((h - 2, w - 2), dtype=np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            weight = kernel[dy, dx]
-            if weight:
-                out += weight * gray[dy:dy + h - 2, dx:dx + w - 2]
-    return out
+def _second_differences(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Laplacian, Immerkaer response) on the valid interior, from separable second differences.
 
-
-_LAPLACIAN = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float32)
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+    Both 3x3 masks factor through ``d = [1, -2, 1]``: the 4-neighbour Laplacian is ``d_x + d_y`` and
+    Immerkaer's mask is the outer product ``d_y * d_x``, so three 3-tap passes give both, about a
+    third of the work of two direct 3x3 correlations.
+    """
+    dx = gray[:, :-2] - 2.0 * gray[:, 1:-1]
+    dx += gray[:, 2:]
+    dy = gray[:-2, 1:-1] - 2.0 * gray[1:-1, 1:-1]
+    dy += gray[2:, 1:-1]
+    laplacian = dy
+    laplacian += dx[1:-1]
+    immerkaer = dx[:-2] - 2.0 * dx[1:-1]
+    immerkaer += dx[2:]
+    return laplacian, immerkaer
 
 
 def quality(img: Image.Image) -> dict[str, float]:
@@ -80,8 +87,9 @@ def quality(img: Image.Image) -> dict[str, float]:
     h, w = gray.shape
     if h < 3 or w < 3:
         return {"sharpness": 0.0, "brightness": brightness, "contrast": contrast, "noise": 0.0}
-    sharpness = float(_conv3(gray, _LAPLACIAN).var())
-    residual = np.abs(_conv3(gray, _IMMERKAER)).sum(dtype=np.float64)
+    laplacian, immerkaer = _second_differences(gray)
+    sharpness = float(laplacian.var(dtype=np.float64))
+    residual = np.abs(immerkaer).sum(dtype=np.float64)
     noise = float(residual * math.sqrt(math.pi / 2.0) / (6.0 * (w - 2) * (h - 2)))
     return {"sharpness": sharpness, "brightness": brightness, "contrast": contrast, "noise": noise}
 

@@ -154,3 +154,71 @@ def test_cache_survives_reopen_ignores_partial_writes_and_compacts(tmp_path):
     merged = ProbeCache(tmp_path, "many")
     assert len(list(merged.dir.glob("shard-*.jsonl"))) == 1
     assert len(merged) == 70
+
+
+def write_video(path: Path, seconds: int = 2, rate: int = 5, size=(96, 64)) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(seconds * rate):
+            arr = np.zeros((size[1], size[0], 3), np.uint8)
+            arr[:, : (i * 7) % size[0] + 8] = (200, 60 + 20 * i, 30)  # a bar that grows frame to frame
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_crops_and_video_frames_are_stored_as_png_of_their_pixels(tmp_path):
+    import hashlib
+
+    from datasets import Image as HFImage, load_from_disk
+
+    from collection.images import decode
+
+    rain800 = tmp_path / "Rain800" / "training"
+    rain800.mkdir(parents=True)
+    clean = np.asarray(small(data.astronaut()))
+    noisy = np.clip(clean.astype(int) + 60, 0, 255).astype(np.uint8)
+    Image.fromarray(np.concatenate([clean, noisy], axis=1)).save(rain800 / "1.png")  # clean | rainy
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "clip.mp4")
+    out = tmp_path / "out"
+    summary = ingest([SourceSpec(tmp_path / "Rain800"), SourceSpec(videos)], out,
+                     IngestOptions(min_side=32, workers=0, split="train=1.0", radius=0))
+    assert summary.status.get("quarantined", 0) == 0
+    rows = []
+    for ds in load_from_disk(str(out)).values():
+        ds = ds.cast_column("rainy", HFImage(decode=False)).cast_column("clean", HFImage(decode=False))
+        rows += list(ds)
+    pair = next(r for r in rows if r["layout"] == "rain800")
+    for side, expected in (("rainy", noisy), ("clean", clean)):
+        stored = pair[side]["bytes"]
+        assert stored.startswith(b"\x89PNG")
+        assert np.array_equal(np.asarray(decode(stored).image), expected), side
+    assert hashlib.sha256(pair["rainy"]["bytes"]).hexdigest() == pair["sha256"]
+    frames = [r for r in rows if r["layout"] == "video"]
+    assert frames and all("#t=" in r["path"] for r in frames)
+    for r in frames:
+        assert r["rainy"]["bytes"].startswith(b"\x89PNG")
+        assert hashlib.sha256(r["rainy"]["bytes"]).hexdigest() == r["sha256"]
+    assert len({r["scene"] for r in frames}) == 1, "a video is one scene"
+
+
+def test_all_quarantined_source_still_gives_manifest_report_and_empty_dataset(tmp_path):
+    from datasets import load_from_disk
+
+    root = tmp_path / "junk"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"not a jpeg at all")
+    (root / "b.txt").write_text("text")
+    out = tmp_path / "out"
+    summary = ingest([SourceSpec(root)], out, IngestOptions(min_side=8, workers=0))
+    assert summary.status == {"quarantined": 2}
+    assert sum(len(ds) for ds in load_from_disk(str(out)).values()) == 0
+    assert len(pd.read_parquet(out / "manifest.parquet")) == 2
+    assert (out / "report" / "report.md").exists()

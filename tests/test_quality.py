@@ -52,7 +52,9 @@ def test_working_image_is_bounded_and_reduce_keeps_enough_pixels():
     assert max(working_image(big).size) <= WORK_SIDE
     small = Image.new("RGB", (800, 600))
     assert working_image(small).size == (800, 600)
-    assert pick_reduce(4000, 3000) == 2  # 4000/4 = 1000 < 1024, so only /2 keeps the working side
+    assert pick_reduce(4000, 3000) == 4  # 1000 px decoded: at least 3/4 of the working side
+    assert pick_reduce(3000, 4000) == 4
+    assert pick_reduce(5000, 3000) == 4  # 5000/8 = 625 would be too small
     assert pick_reduce(8192, 6000) == 8
     assert pick_reduce(900, 600) == 1
 
@@ -67,3 +69,17 @@ def test_filters_parse_and_apply():
     assert failed_filter({"sharpness": 20.0, "noise": 1.0}, rules) is None
     assert "sharpness" in failed_filter({"sharpness": 2.0, "noise": 1.0}, rules)
     assert "noise" in failed_filter({"sharpness": 20.0, "noise": 9.0}, rules)
+
+
+def test_sharpness_and_noise_match_their_3x3_mask_definitions():
+    from scipy.ndimage import correlate
+
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, (40, 56)).astype(np.float64)
+    q = quality(gray_rgb(gray))
+    inner = (slice(1, -1), slice(1, -1))
+    laplacian = correlate(gray, np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], float))[inner]
+    immerkaer = correlate(gray, np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], float))[inner]
+    sigma = np.abs(immerkaer).sum() * np.sqrt(np.pi / 2) / (6 * 38 * 54)
+    assert q["sharpness"] == pytest.approx(laplacian.var(), rel=1e-4)
+    assert q["noise"] == pytest.approx(sigma, rel=1e-4)
