@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,7 @@ def build_leaderboard(frame: pd.DataFrame, by: Sequence[str] = (), *, confidence
                     block.append({"dataset": dataset, "subset": subset, "metric": metric, "arrow": DOWN if lower else UP,
                                   "lower_better": lower, "method": method,
                                   "mean": float(values.mean()) if len(values) else float("nan"),
-                                  "ci_low": low, "ci_high": high, "n": int(len(values)),
+                                  "ci_low": low, "ci_high": high, "n": len(values),
                                   "failures": int((~per_method["ok"]).sum())})
                 block = pd.DataFrame(block)
                 block["rank"] = _rank_group(block, lower)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import html
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from rainbench.leaderboard import ALL, Leaderboard, to_html_tables
+from rainbench.leaderboard import Leaderboard, to_html_tables
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +148,9 @@ def write_report(lb: Leaderboard, out_dir: str | Path, run_dirs: Sequence[str | 
     grid = plot_grid(run_dirs, methods, out_dir / "grid.png") if run_dirs else None
     if grid is not None:
         figures.append(("Visual comparison (same crop; run with --save-outputs)", grid))
-    body = [f"<h1>rainbench leaderboard</h1>",
-            f"<p>Mean over images with {lb.confidence:.0%} percentile-bootstrap confidence intervals; "
-            f"↑ higher is better, ↓ lower is better; p vs best: {html.escape(lb.test)}.</p>"]
+    body = ["<h1>rainbench leaderboard</h1>",
+            (f"<p>Mean over images with {lb.confidence:.0%} percentile-bootstrap confidence intervals; "
+             f"↑ higher is better, ↓ lower is better; p vs best: {html.escape(lb.test)}.</p>")]
     for title, file in figures:
         body.append(f"<h2>{html.escape(title)}</h2>{_embed(file)}")
     body.append(to_html_tables(lb))

@@ -16,11 +16,11 @@ resumed or repeated run overwrites stale results.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -154,6 +154,17 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from exc
 
 
-def is_failure(value: float, error: Any) -> bool:
-    """True for a row that records a failure (an error text, or no finite value)."""
-    return (isinstance(error, str) and error != "") or value is None or not math.isfinite(value)
+def failures_per_method(frame: pd.DataFrame) -> dict[str, int]:
+    """Per method: the number of images with at least one error row."""
+    failed = frame[frame["error"].notna() & (frame["error"] != "")]
+    counts = failed.groupby("method")["image_id"].nunique()
+    return {method: int(counts.get(method, 0)) for method in frame["method"].unique()}
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, metric): mean over successful images, n, failures, and direction."""
+    ok = frame["error"].isna() | (frame["error"] == "")
+    grouped = frame.assign(ok=ok, good=frame["value"].where(ok)).groupby(["method", "metric"], sort=True)
+    table = grouped.agg(mean=("good", "mean"), n=("ok", "sum"), failures=("ok", lambda s: int((~s).sum())),
+                        lower_better=("lower_better", "first"))
+    return table.reset_index()

@@ -23,16 +23,26 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rainbench.data import BenchDataset, Sample, open_dataset
-from rainbench.results import ResultsWriter, consolidate, read_results, read_run_config, write_run_config, ResultsError
+from rainbench.results import (
+    ResultsError,
+    ResultsWriter,
+    consolidate,
+    failures_per_method,
+    read_results,
+    read_run_config,
+    summary_table,
+    write_run_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +120,9 @@ def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> _Method:
         if not name:
             raise ValueError(f"method object {model!r} has no name (set .name or .info.name)")
         request = {"name": name, "weights": None, "config": dict(getattr(model, "config", {}) or {})}
+    if getattr(model, "has_weights", True) is False:  # fail before the run, not once per image
+        raise ValueError(f"method {name!r} needs weights: pass --weights {name}=FILE (weights= in MethodRequest), "
+                         f"or train them with `rainbench train --method {name}`")
     config_hash = getattr(model, "config_hash", None) or _config_hash(request)
     return _Method(name, model, str(config_hash), request)
 
@@ -284,6 +297,7 @@ class _BatchRunner:
                 if err is None:
                     ok.append((good[i], sec))
                 else:
+                    logger.debug("%s on %s: %s", method.name, good[i].id, err)
                     rows += [row(good[i], method, m, float("nan"), err, sec) for m in expected[good[i].id]]
             if not ok:
                 continue
@@ -361,12 +375,9 @@ def run_benchmark(
     prepared_metrics = _prepare_metrics(list(metrics), device, weights_dir, niqe_model)
     if not isinstance(dataset, BenchDataset):
         dataset = open_dataset(dataset, split, offline=offline)
-    items = list(methods)
-    names = [i.name if isinstance(i, MethodRequest) else (i[0] if isinstance(i, tuple) else i if isinstance(i, str) else None)
-             for i in items]
-    if include_identity and "identity" not in names and not any(getattr(i, "name", None) == "identity" for i in items):
-        items.insert(0, MethodRequest("identity"))
-    prepared = [_prepare_method(item, device) for item in items]
+    prepared = [_prepare_method(item, device) for item in methods]
+    if include_identity and "identity" not in {m.name for m in prepared}:
+        prepared.insert(0, _prepare_method(MethodRequest("identity"), device))
     if len({m.name for m in prepared}) != len(prepared):
         raise ValueError("the same method is requested twice (one run directory holds one config per method)")
 
@@ -398,6 +409,8 @@ def run_benchmark(
             order.append(index)
         else:
             n_resumed += 1
+    if n_resumed:
+        logger.info("%s: %d image(s) already complete, %d to do", out, n_resumed, len(order))
     base = {"run_id": run_id, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
             "split": dataset.split, "device": str(device)}
     batch_runner = _BatchRunner(prepared, prepared_metrics, device, amp, out / "outputs" if save_outputs else None, base, meta)
@@ -424,7 +437,7 @@ def run_benchmark(
     return RunSummary(
         run_dir=out, run_id=run_id, dataset=dataset.name, split=dataset.split,
         dataset_fingerprint=dataset.fingerprint, n_images=int(meta["has_rainy"].sum()),
-        n_processed=n_done, n_resumed=n_resumed, failures=_failures(frame), table=summary_table(frame),
+        n_processed=n_done, n_resumed=n_resumed, failures=failures_per_method(frame), table=summary_table(frame),
         seconds=time.perf_counter() - started,
     )
 
@@ -434,18 +447,3 @@ def _merge_methods(previous: dict | None, prepared: list[_Method]) -> list[dict]
     for m in prepared:
         merged[m.name] = {**m.request, "config_hash": m.config_hash}
     return list(merged.values())
-
-
-def _failures(frame: pd.DataFrame) -> dict[str, int]:
-    failed = frame[frame["error"].notna() & (frame["error"] != "")]
-    counts = failed.groupby("method")["image_id"].nunique()
-    return {method: int(counts.get(method, 0)) for method in frame["method"].unique()}
-
-
-def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, metric): mean over successful images, n, failures, and direction."""
-    ok = frame["error"].isna() | (frame["error"] == "")
-    grouped = frame.assign(ok=ok, good=frame["value"].where(ok)).groupby(["method", "metric"], sort=True)
-    table = grouped.agg(mean=("good", "mean"), n=("ok", "sum"), failures=("ok", lambda s: int((~s).sum())),
-                        lower_better=("lower_better", "first"))
-    return table.reset_index()

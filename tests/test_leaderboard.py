@@ -10,19 +10,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rainbench.leaderboard import ALL, bootstrap_ci, build_leaderboard, load_runs, to_markdown, write_leaderboard
+from rainbench.leaderboard import (
+    ALL,
+    bootstrap_ci,
+    build_leaderboard,
+    load_runs,
+    write_leaderboard,
+)
 from rainbench.results import ResultsWriter
 
 SPECS = {"psnr": {"name": "psnr", "lower_better": False}, "piqe": {"name": "piqe", "lower_better": True}}
 
 
-def _write_run(run_dir: Path, values: dict[str, dict[str, np.ndarray]], errors: dict[tuple[str, str], set[int]] = {}) -> None:
+def _write_run(run_dir: Path, values: dict[str, dict[str, np.ndarray]], errors: dict[tuple[str, str], set[int]] | None = None) -> None:
     """A run directory with result rows for ``values[method][metric][image]``; ``errors`` marks failed images."""
     writer = ResultsWriter(run_dir)
     for method, per_metric in values.items():
         for metric, vals in per_metric.items():
             for i, v in enumerate(vals):
-                failed = i in errors.get((method, metric), set())
+                failed = i in (errors or {}).get((method, metric), set())
                 writer.add([{"run_id": "r", "dataset": "tiny", "dataset_fingerprint": "f", "split": "test",
                              "image_id": f"img{i:02d}", "method": method, "method_config_hash": method + "-h",
                              "metric": metric, "metric_spec": json.dumps(SPECS[metric]), "value": np.nan if failed else float(v),

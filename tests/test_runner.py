@@ -55,7 +55,7 @@ class FakeBrightness:
 
 def key(x: torch.Tensor) -> list[int]:
     """A per-image signature (fakes see pixels, not ids)."""
-    return [int(round(float(v) * 1e5)) for v in x.mean(dim=(1, 2, 3))]
+    return [round(float(v) * 1e5) for v in x.mean(dim=(1, 2, 3))]
 
 
 class FakeMethod:
@@ -181,7 +181,7 @@ def test_open_dataset_metadata_fingerprint_and_errors(dataset, tmp_path):
 def test_hub_tree_directory_gives_the_same_rows(dataset, tmp_path):
     import datasets
 
-    path, rows = dataset
+    path, _ = dataset
     tree = tmp_path / "tree"
     (tree / "data").mkdir(parents=True)
     datasets.load_from_disk(str(path))["test"].to_parquet(str(tree / "data" / "test-00000-of-00001.parquet"))
@@ -190,6 +190,25 @@ def test_hub_tree_directory_gives_the_same_rows(dataset, tmp_path):
     disk = open_dataset(path, "test")
     assert hub.fingerprint == disk.fingerprint
     assert list(hub.meta["has_clean"]) == list(disk.meta["has_clean"])
+
+
+def test_hub_id_resolves_from_the_local_cache_offline(dataset, tmp_path, monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
+    path, _ = dataset
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "datasets--someorg--tiny-rain"
+    snapshot = repo / "snapshots" / revision
+    (snapshot / "data").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    datasets.load_from_disk(str(path))["test"].to_parquet(str(snapshot / "data" / "test-00000-of-00001.parquet"))
+    (snapshot / "README.md").write_text("---\nlicense: mit\n---\n")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    hub = open_dataset("someorg/tiny-rain", "test", offline=True)
+    assert hub.name == "someorg/tiny-rain"
+    assert hub.fingerprint == open_dataset(path, "test").fingerprint
 
 
 @pytest.mark.parametrize("workers", [0, 1])
@@ -282,7 +301,7 @@ def test_failing_methods_record_error_rows_and_the_run_goes_on(dataset, tmp_path
 
 
 def test_resume_skips_complete_pairs_and_adding_a_method_runs_only_it(dataset, tmp_path):
-    path, rows = dataset
+    path, _ = dataset
     first = run_benchmark(path, [FakeMethod("a")], [FakeBrightness()], tmp_path / "run")
     again_method = FakeMethod("a")
     second = run_benchmark(path, [again_method], [FakeBrightness()], tmp_path / "run")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from rainbench.cli import main
 from rainbench.results import read_results
@@ -71,4 +70,17 @@ def test_unknown_method_fails_up_front(paired, tmp_path, capsys):
     code = main(["run", "--dataset", str(paired[0]), "--method", "no-such-method", "--metrics", "psnr",
                  "--out", str(tmp_path / "r"), "-q", "--device", "cpu", "--workers", "0"])
     assert code == 1 and "no-such-method" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "results").exists()
+
+
+def test_trainable_method_without_weights_fails_up_front(paired, tmp_path, capsys):
+    import baselines
+
+    trainable = [n for n in baselines.available() if baselines.info(n).needs_weights]
+    if not trainable:
+        pytest.skip("no registered method needs weights")
+    code = main(["run", "--dataset", str(paired[0]), "--method", trainable[0], "--metrics", "psnr",
+                 "--out", str(tmp_path / "r"), "-q", "--device", "cpu", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "needs weights" in err and "--weights" in err
     assert not (tmp_path / "r" / "results").exists()

@@ -40,9 +40,15 @@ def command(common, run_dirs, formats, by, out, bootstrap, confidence) -> None:
     Prints the main table; writes leaderboard.md, leaderboard.csv, report.html (+ PNG plots)
     and metric_specs.json (the exact convention of every metric) to --out.
     """
+    import pandas as pd
     from rich.table import Table
 
-    from rainbench.leaderboard import build_leaderboard, load_runs, wide_table, write_leaderboard
+    from rainbench.leaderboard import (
+        build_leaderboard,
+        load_runs,
+        wide_table,
+        write_leaderboard,
+    )
 
     format_list = _split_list(formats, "--format", {"md", "csv", "html"})
     by_list = _split_list(by, "--by", {"source", "rain_kind"})
@@ -58,7 +64,7 @@ def command(common, run_dirs, formats, by, out, bootstrap, confidence) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "method") else "right")
     for row in wide[columns].itertuples(index=False):
-        table.add_row(*["" if v != v else str(v) for v in row])
+        table.add_row(*["" if pd.isna(v) else str(v) for v in row])
     console.print(table)
     for kind, path in written.items():
         console.print(f"{kind}: {path}")
