@@ -118,11 +118,10 @@ class CUTOptions:
 @register(MethodInfo(
     name="cut",
     kind="unsupervised",
-    paper="Park et al., Contrastive Learning for Unpaired Image-to-Image Translation (CUT), ECCV 2020; "
-          "NLCL's ablation baseline",
+    paper="Park et al., ECCV 2020 (CUT); NLCL's ablation baseline",
     year=2020,
-    code_license="MIT (rainbench reimplementation)",
-    weights_license="weights you train are yours",
+    code_license="MIT",
+    weights_license="user-trained",
     learns_from="unpaired",
     needs_weights=True,
     devices=("cpu", "cuda"),

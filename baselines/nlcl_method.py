@@ -76,11 +76,10 @@ def method_config(name: str, nlcl_fields: Iterable[str] | None = None, extra: ty
 @register(MethodInfo(
     name="nlcl",
     kind="unsupervised",
-    paper="Ye et al., Unsupervised Deraining: Where Contrastive Learning Meets Self-similarity, CVPR 2022; "
-          "asymmetric variant: Chang et al., TPAMI 2024",
+    paper="Ye et al., CVPR 2022 (NLCL); asymmetric variant: Chang et al., TPAMI 2024",
     year=2022,
-    code_license="MIT (rainbench reimplementation)",
-    weights_license="weights you train are yours; the authors' released weights state no license",
+    code_license="MIT",
+    weights_license="user-trained (released weights: no license stated)",
     learns_from="unpaired",
     needs_weights=True,
     devices=("cpu", "cuda"),

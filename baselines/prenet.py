@@ -169,10 +169,10 @@ _RESUME_FREE = {"iters", "checkpoint_every", "log_every", "tile"}
 @register(MethodInfo(
     name="prenet",
     kind="supervised",
-    paper="Ren et al., Progressive Image Deraining Networks: A Better and Simpler Baseline, CVPR 2019",
+    paper="Ren et al., Progressive Image Deraining Networks, CVPR 2019",
     year=2019,
-    code_license="MIT (rainbench reimplementation)",
-    weights_license="weights you train are yours; the authors' released weights carry their own terms",
+    code_license="MIT",
+    weights_license="user-trained (authors' weights: their terms)",
     learns_from="paired",
     needs_weights=True,
     devices=("cpu", "cuda"),
