@@ -146,3 +146,13 @@ def test_images_smaller_than_the_ssim_window_are_rejected():
     tiny = torch.rand(1, 3, 8, 40)
     with pytest.raises(MetricError, match="smaller than the 11x11 SSIM window"):
         create_metric("ssim")(tiny, tiny)
+
+
+def test_scores_ignore_a_callers_autocast_context():
+    # pyiqa's PIQE filters float32 images with conv2d, which CPU autocast would run in bfloat16.
+    _, rainy, _ = pairs()[1]
+    metric = create_metric("piqe")
+    plain = metric(to_batch(rainy)).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = metric(to_batch(rainy)).item()
+    assert inside == plain

@@ -59,7 +59,8 @@ class Metric:
                                   f"{tuple(ref.shape)} differ in shape")
         q_pred = quantise_uint8(pred.to(self.device))
         q_ref = quantise_uint8(ref.to(self.device)) if self.spec.needs_reference else None
-        with torch.inference_mode():
+        # Scores must not depend on a caller's AMP context: autocast off, full precision.
+        with torch.inference_mode(), torch.autocast(self.device.type, enabled=False):
             scores = self._score(q_pred, q_ref)
         scores = scores.detach().to("cpu", torch.float64).reshape(-1)
         if scores.numel() != pred.shape[0]:
