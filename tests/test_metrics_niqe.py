@@ -75,3 +75,10 @@ def test_fit_rejects_bad_images(tmp_path):
         fit_niqe([], tmp_path / "x.mat")
     with pytest.raises(MetricError, match="not found"):
         create_metric("niqe", niqe_model=tmp_path / "missing.mat")
+    junk = tmp_path / "junk.mat"
+    junk.write_bytes(b"definitely not MATLAB")
+    with pytest.raises(MetricError, match="junk.mat: not a NIQE model"):
+        create_metric("niqe", niqe_model=junk)
+    scipy.io.savemat(str(tmp_path / "other.mat"), {"something": np.zeros(3)})
+    with pytest.raises(MetricError, match="other.mat: not a NIQE model"):
+        create_metric("niqe", niqe_model=tmp_path / "other.mat")

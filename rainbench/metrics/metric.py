@@ -135,7 +135,10 @@ def create_metric(name: str, device: str | torch.device = "cpu", weights_dir: st
         path = Path(niqe_model).expanduser()
         if not path.is_file():
             raise MetricError(f"{path}: NIQE model file not found (fit one with `rainbench weights fit-niqe`)")
-        model = _build_pyiqa("niqe", dev, pretrained_model_path=str(path))
+        try:
+            model = _build_pyiqa("niqe", dev, pretrained_model_path=str(path))
+        except Exception as exc:  # loadmat raises ValueError, IndexError, KeyError... on foreign files
+            raise MetricError(f"{path}: not a NIQE model (.mat with mu_prisparam, cov_prisparam): {exc}") from exc
         spec = spec.replace(lower_better=bool(model.lower_better),
                             options={**spec.options, "pretrained_model_path": path.name},
                             weights={path.name: sha256_file(path)})
