@@ -35,7 +35,8 @@ import pandas as pd
 
 from collection.build import build_dataset, columns
 from collection.images import DEFAULT_MAX_PIXELS
-from collection.manifest import CACHE_DIR, ProbeCache, cache_key, manifest_table, write_if_changed
+from collection.manifest import (CACHE_DIR, ProbeCache, cache_key, manifest_table, stored_digest, table_digest,
+                                 write_if_changed)
 from collection.probe import ProbeOptions, ProbeTask, probe_all
 from collection.quality import failed_filter, parse_filter
 from collection.scenes import DEFAULT_SESSION_GAP_S, assign_scenes
@@ -364,12 +365,12 @@ def ingest(
     rows, entries, skipped = _discover(sources, options.fps, progress)
     records, probed, cached = _probe(entries, out, options, progress)
     frame = _files_frame(rows, entries, records, skipped, options)
-    progress("curate", 0, 3)
+    progress("curate", 0, 2)
     _curate_quarantine(frame, options)
     _dedup(frame, options.radius)
-    progress("curate", 1, 3)
+    progress("curate", 1, 2)
     _scenes_and_splits(frame, options)
-    progress("curate", 2, 3)
+    progress("curate", 2, 2)
     for _, r in frame[(frame["status"] == "quarantined") | frame["warnings"].notna()].iterrows():
         log.debug("%s: %s", r["key"], r["detail"] if r["status"] == "quarantined" else r["warnings"])
     # An all-quarantined run still writes a loadable (empty) dataset next to its manifest and report.
@@ -382,12 +383,14 @@ def ingest(
         progress("build", 0, 1)
         build_dataset(splits, out, fingerprint=fingerprint, keep_gps=options.keep_gps, max_pixels=options.max_pixels)
         progress("build", 1, 1)
+    progress("report", 0, 1)
     table = manifest_table(frame)
-    changed = write_if_changed(table, out / "manifest.parquet")
     report_dir = out / "report"
-    if changed or rebuild or not (report_dir / "report.json").exists():
+    # Report before manifest: a crash in between leaves a stale manifest digest, so the next run redoes both.
+    if rebuild or stored_digest(out / "manifest.parquet") != table_digest(table) or not (report_dir / "report.json").exists():
         write_report(frame, report_dir, fingerprint=fingerprint)
-    progress("curate", 3, 3)
+    write_if_changed(table, out / "manifest.parquet")
+    progress("report", 1, 1)
     if rebuild or state.get("fingerprint") != fingerprint:
         tmp = state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"fingerprint": fingerprint}, indent=1))

@@ -179,17 +179,21 @@ def table_digest(table: pa.Table) -> str:
     return digest.hexdigest()
 
 
+def stored_digest(path: str | os.PathLike) -> str | None:
+    """The content digest recorded in a manifest written by :func:`write_if_changed` (None if absent)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None  # missing or unreadable manifest: it will be rewritten
+    return meta.get(b"rainbench_digest", b"").decode() or None
+
+
 def write_if_changed(table: pa.Table, path: str | os.PathLike) -> bool:
     """Write ``table`` to Parquet unless the file already holds the same content; True if written."""
     path = Path(path)
     digest = table_digest(table)
-    if path.exists():
-        try:
-            meta = pq.read_schema(path).metadata or {}
-            if meta.get(b"rainbench_digest", b"").decode() == digest:
-                return False
-        except (OSError, pa.ArrowInvalid):
-            pass  # unreadable manifest: rewrite it
+    if stored_digest(path) == digest:
+        return False
     table = table.replace_schema_metadata({"rainbench_digest": digest})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)

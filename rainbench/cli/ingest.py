@@ -8,7 +8,8 @@ import click
 
 from rainbench.cli.common import common_options, parse_key_values, progress, stdout_console
 
-_STAGES = {"discover": "discovering sources", "probe": "probing files", "curate": "curating", "build": "writing dataset"}
+_STAGES = {"discover": "discovering sources", "probe": "probing files", "curate": "curating", "build": "writing dataset",
+           "report": "manifest and report"}
 
 
 @click.command("ingest")
