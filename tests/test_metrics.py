@@ -156,3 +156,23 @@ def test_scores_ignore_a_callers_autocast_context():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = metric(to_batch(rainy)).item()
     assert inside == plain
+
+
+def test_weighted_pyiqa_metric_loads_from_weights_dir_offline(isolated_caches):
+    # A stand-in BRISQUE SVM (pyiqa's file format: (sv_coef, sv) tensors) placed in a weights dir:
+    # create_metric must run pyiqa's real BRISQUE on it without network and record its sha256.
+    import pyiqa
+
+    from rainbench.weights import sha256_file
+
+    wdir = isolated_caches / "weights"
+    path = wdir / "pyiqa" / "brisque_svm_weights.pth"
+    path.parent.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(0)
+    torch.save((torch.randn(6, generator=gen, dtype=torch.float64),
+                torch.rand(6, 36, generator=gen, dtype=torch.float64)), path)
+    metric = create_metric("brisque", weights_dir=wdir, offline=True)
+    assert metric.spec.weights == {"brisque_svm_weights.pth": sha256_file(path)}
+    _, rainy, _ = pairs()[0]
+    direct = pyiqa.create_metric("brisque", pretrained_model_path=str(path), device="cpu")
+    assert metric(to_batch(rainy)).item() == pytest.approx(direct(to_batch(rainy)).item(), rel=1e-6)
