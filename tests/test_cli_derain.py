@@ -95,3 +95,28 @@ def test_outputs_of_another_config_are_not_mixed(inputs, tmp_path):
     assert clash.exit_code == 2 and "config hash" in clash.output
     forced = run("derain", "--method", "guided", "--config", "passes=2", "--overwrite", str(inputs / "a.png"), "--out", str(out))
     assert forced.exit_code == 0 and "1 written" in forced.output
+
+
+def test_a_method_without_its_weights_is_a_usage_error_naming_how_to_get_them(inputs, tmp_path):
+    from dataclasses import dataclass
+
+    from baselines import Method, MethodInfo, register
+    from baselines.registry import unregister
+
+    @register(MethodInfo(name="test-needs-weights", kind="supervised", paper="test", year=None, code_license="MIT",
+                         weights_license=None, learns_from="paired", needs_weights=True, summary="test"))
+    class NeedsWeights(Method):
+        @dataclass(frozen=True)
+        class Config:
+            pass
+
+        def _derain(self, batch):
+            return batch
+
+    try:
+        result = run("derain", "--method", "test-needs-weights", str(inputs), "--out", str(tmp_path / "o"))
+        assert result.exit_code == 2
+        assert "--weights" in result.output and "rainbench train --method test-needs-weights" in result.output
+        assert not (tmp_path / "o").exists()  # refused before any work
+    finally:
+        unregister("test-needs-weights")
