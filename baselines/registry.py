@@ -206,7 +206,10 @@ def create(name: str, *, weights: str | Path | None = None, device: Any = "cpu",
 
 def config_fields(cls: type[Method]) -> dict[str, Any]:
     """Option name -> resolved type for a method class's Config dataclass."""
-    hints = typing.get_type_hints(cls.Config)
+    try:
+        hints = typing.get_type_hints(cls.Config)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation leaves that option unchecked
+        hints = {f.name: f.type for f in dataclasses.fields(cls.Config) if not isinstance(f.type, str)}
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls.Config) if f.init}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Optional
 
 import pytest
 import torch
@@ -225,3 +226,29 @@ def test_outputs_are_clamped_and_keep_dtype_and_device():
     out = m.derain(x)
     assert out.dtype == torch.float64 and out.device == x.device
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_cli_strings_coerce_to_bool_literal_optional_and_tuple_fields():
+    @dataclass(frozen=True)
+    class Rich:
+        flag: bool = False
+        mode: Literal["fast", "slow"] = "fast"
+        limit: Optional[int] = None
+        sizes: tuple[int, ...] = (1, 2)
+
+    @register(_info("test-rich", kind="prior", learns_from="none", needs_weights=False))
+    class RichMethod(Method):
+        Config = Rich
+
+        def _derain(self, batch):
+            return batch
+
+    try:
+        m = baselines.create("test-rich", flag="yes", mode="slow", limit="none", sizes="3,4")
+        assert m.config == Rich(flag=True, mode="slow", limit=None, sizes=(3, 4))
+        assert baselines.create("test-rich", limit="7").config.limit == 7
+        for bad in ({"flag": "maybe"}, {"mode": "medium"}, {"limit": "lots"}, {"sizes": "3,x"}):
+            with pytest.raises(MethodError, match=next(iter(bad))):
+                baselines.create("test-rich", **bad)
+    finally:
+        unregister("test-rich")
