@@ -11,6 +11,8 @@ run writes the same dataset.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +30,8 @@ ROW_COLUMNS: tuple[str, ...] = (
 """Dataset columns in order (docs/ARCHITECTURE.md); the ``gps_*`` ones only with ``keep_gps``."""
 
 GPS_COLUMNS = ("gps_latitude", "gps_longitude", "gps_altitude")
+BUILD_VERSION = "1"
+"""Bumped when the stored rows change for the same inputs, so old datasets are rebuilt."""
 WRITER_BATCH_SIZE = 8
 """Rows buffered before Arrow writes them: bounds memory to a few images."""
 
@@ -144,8 +148,6 @@ def _build(splits: dict[str, list[dict[str, Any]]], out: Path, fingerprint: str,
 
 def _swap_in(staged: Path, out: Path) -> None:
     """Replace the dataset part of ``out`` with ``staged`` (manifest, report and cache untouched)."""
-    import json
-
     out.mkdir(parents=True, exist_ok=True)
     old = out / "dataset_dict.json"
     previous = json.loads(old.read_text())["splits"] if old.exists() else []
@@ -156,3 +158,19 @@ def _swap_in(staged: Path, out: Path) -> None:
     for split in new_splits:
         shutil.move(str(staged / split), str(out / split))
     shutil.move(str(staged / "dataset_dict.json"), str(old))
+
+
+def dataset_fingerprint(splits: dict[str, list[dict[str, Any]]], keep_gps: bool) -> str:
+    """Content fingerprint of a planned dataset: ids, bytes' hashes, metadata and splits (not file locations)."""
+    digest = hashlib.sha256(f"rainbench-dataset-v{BUILD_VERSION}|gps={int(keep_gps)}".encode())
+    for split in sorted(splits):
+        for row in sorted(splits[split], key=lambda r: r["id"]):
+            public = {k: v for k, v in row.items() if not k.endswith("_file")}
+            digest.update(json.dumps([split, public], sort_keys=True, default=_jsonable).encode())
+    return digest.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    return str(value)

@@ -22,7 +22,6 @@ dataset is rebuilt only when its content fingerprint changed.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from collection.build import build_dataset, columns
+from collection.build import build_dataset, columns, dataset_fingerprint
 from collection.images import DEFAULT_MAX_PIXELS
 from collection.manifest import (CACHE_DIR, ProbeCache, cache_key, manifest_table, stored_digest, table_digest,
                                  write_if_changed)
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 DEFAULT_SPLIT = "train=0.8,test=0.2"
 """Split ratios used when neither ``split`` nor the layout fixes a row's split."""
 
-BUILD_VERSION = "1"
 Progress = Callable[[str, int, "int | None"], None]
 
 
@@ -108,6 +106,16 @@ def _entry_key(source: str, path: str, region: Any) -> str:
     return f"{source}/{path}" + (f"#region={','.join(map(str, region))}" if region else "")
 
 
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the source root, POSIX style (the path itself if it lies elsewhere)."""
+    for base in (root.resolve(), root.absolute()):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path.as_posix()
+
+
 def _discover(sources: list[SourceSpec], fps: float, progress: Progress):
     """Items and file entries (one per distinct file side to probe) of every source."""
     from collection import layouts
@@ -133,7 +141,7 @@ def _discover(sources: list[SourceSpec], fps: float, progress: Progress):
                                                    region=item.region, frame_time=item.frame_time, item=item))
             rows.append(dict(item=item, rainy_key=rainy_key, clean_key=clean_key))
         for path, reason in found.skipped:
-            rel = Path(path).relative_to(Path(root).resolve()).as_posix() if Path(path).is_absolute() else str(path)
+            rel = _relative(Path(path), root)
             skipped.append(dict(key=f"{name}/{rel}", source=name, layout=found.layout, path=rel, file=str(path),
                                 status="quarantined", detail=f"{path}: {reason}",
                                 reason="unsupported" if reason == layouts.UNSUPPORTED else "not_in_layout"))
@@ -323,24 +331,6 @@ def _dataset_rows(frame: pd.DataFrame, keep_gps: bool) -> dict[str, list[dict[st
             row.update(clean_file=c["file"], clean_region=c["region"], clean_frame_time=None, clean_sha256=c["sha256"])
         out.setdefault(r["split"], []).append(row)
     return out
-
-
-def dataset_fingerprint(splits: dict[str, list[dict[str, Any]]], keep_gps: bool) -> str:
-    """Content fingerprint of a planned dataset: ids, bytes' hashes, metadata and splits (not file locations)."""
-    digest = hashlib.sha256(f"rainbench-dataset-v{BUILD_VERSION}|gps={int(keep_gps)}".encode())
-    for split in sorted(splits):
-        for row in sorted(splits[split], key=lambda r: r["id"]):
-            public = {k: v for k, v in row.items() if not k.endswith("_file")}
-            digest.update(json.dumps([split, public], sort_keys=True, default=_jsonable).encode())
-    return digest.hexdigest()
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (tuple, np.ndarray)):
-        return list(value)
-    return str(value)
 
 
 def ingest(
