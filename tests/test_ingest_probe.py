@@ -222,3 +222,59 @@ def test_all_quarantined_source_still_gives_manifest_report_and_empty_dataset(tm
     assert sum(len(ds) for ds in load_from_disk(str(out)).values()) == 0
     assert len(pd.read_parquet(out / "manifest.parquet")) == 2
     assert (out / "report" / "report.md").exists()
+
+
+def distinct_images():
+    for f in (data.astronaut, data.coffee, data.chelsea, data.rocket, data.camera, data.coins, data.moon, data.page):
+        yield small(f()).convert("RGB")
+
+
+def test_layout_splits_are_kept_and_split_file_pins_rows(tmp_path):
+    import json
+
+    root = tmp_path / "RealRain-1k"
+    images = distinct_images()
+    for split, names in (("train", ("a", "b", "c")), ("test", ("d", "e"))):
+        for name in names:
+            img = next(images)
+            for folder in ("input", "target"):
+                (root / split / folder).mkdir(parents=True, exist_ok=True)
+            img.save(root / split / "target" / f"{name}.png")
+            Image.fromarray(np.clip(np.asarray(img).astype(int) + 50, 0, 255).astype(np.uint8)).save(
+                root / split / "input" / f"{name}.png")
+    out = tmp_path / "out"
+    summary = ingest([SourceSpec(root)], out, IngestOptions(min_side=32, workers=0))
+    assert summary.splits == {"test": 2, "train": 3}
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    rainy = manifest[manifest["side"] == "rainy"]
+    assert all(path.split("/")[0] == split for path, split in zip(rainy["path"], rainy["split"]))
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["rows_by_split"] == summary.splits and report["status"] == summary.status
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for k, img in enumerate(distinct_images()):
+        img.save(plain / f"{k}.png")
+    pins = tmp_path / "pins.csv"
+    pins.write_text("path,split\n0.png,val\n1.png,val\n")
+    out2 = tmp_path / "out2"
+    ingest([SourceSpec(plain)], out2, IngestOptions(min_side=32, workers=0, split="train=1.0", split_file=pins))
+    rows = pd.read_parquet(out2 / "manifest.parquet").set_index("path")
+    assert rows.loc["0.png", "split"] == rows.loc["1.png", "split"] == "val"
+    assert set(rows.drop(index=["0.png", "1.png"])["split"]) == {"train"}
+
+
+def test_rain_kind_strata_are_each_split_by_the_ratios(tmp_path):
+    sources = []
+    images = list(distinct_images())
+    for kind, part in (("heavy", images[:4]), ("light", images[4:])):
+        folder = tmp_path / kind
+        folder.mkdir()
+        for k, img in enumerate(part):
+            img.save(folder / f"{k}.png")
+        sources.append(SourceSpec(folder, tags={"rain_kind": kind}))
+    out = tmp_path / "out"
+    ingest(sources, out, IngestOptions(min_side=32, workers=0, split="train=0.5,test=0.5"))
+    rows = pd.read_parquet(out / "manifest.parquet")
+    counts = rows.groupby(["rain_kind", "split"]).size().to_dict()
+    assert counts == {("heavy", "test"): 2, ("heavy", "train"): 2, ("light", "test"): 2, ("light", "train"): 2}
