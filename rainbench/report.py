@@ -115,6 +115,8 @@ def plot_grid(run_dirs: Sequence[str | Path], methods: Sequence[str], path: str 
             if file is not None:
                 img = _load(file)
                 ax.imshow(img[y0:y0 + size, x0:x0 + size], interpolation="nearest")
+            else:
+                ax.text(0.5, 0.5, "no clean image", ha="center", va="center", fontsize=8, color="0.4")
             if r == 0:
                 ax.set_title(titles[c], fontsize=9)
         axes[r][0].set_ylabel(image_id, fontsize=7)

@@ -125,9 +125,20 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
 
 
 def consolidate(run_dir: str | Path) -> Path:
-    """Write ``RUN_DIR/results.parquet``: every part file merged and de-duplicated."""
-    path = Path(run_dir) / CONSOLIDATED
-    _write_parquet(read_results(run_dir), path)
+    """Write ``RUN_DIR/results.parquet`` (every part merged, de-duplicated) and compact the parts into one."""
+    run_dir = Path(run_dir)
+    frame = read_results(run_dir)
+    path = run_dir / CONSOLIDATED
+    _write_parquet(frame, path)
+    old = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    if len(old) > 1:
+        # The compacted part gets the highest number, so if this is interrupted after it is
+        # written, the older parts it repeats are simply superseded on the next read.
+        writer = ResultsWriter(run_dir)
+        writer.add(frame.to_dict("records"))
+        writer.flush()
+        for part in old:
+            part.unlink(missing_ok=True)
     return path
 
 

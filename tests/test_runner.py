@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from rainbench.data import DatasetError, open_dataset
-from rainbench.results import ResultsWriter, read_results
+from rainbench.results import ResultsWriter, consolidate, read_results
 from rainbench.runner import run_benchmark
 
 TESTS = Path(__file__).parent
@@ -239,6 +240,10 @@ def test_results_writer_keeps_the_last_row_per_key(tmp_path):
     assert len(list((tmp_path / "results").glob("part-*.parquet"))) == 2
     frame = read_results(tmp_path)
     assert dict(zip(frame["metric"], frame["value"])) == {"x": 2.0, "y": 3.0}
+    consolidate(tmp_path)
+    assert len(list((tmp_path / "results").glob("part-*.parquet"))) == 1
+    pd.testing.assert_frame_equal(read_results(tmp_path), frame)
+    assert (tmp_path / "results.parquet").exists()
 
 
 def test_scores_match_direct_metric_and_reference_metrics_need_clean(dataset, tmp_path):
