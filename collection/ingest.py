@@ -174,13 +174,15 @@ def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress)
             (entry["file"], tuple(entry["region"]) if entry["region"] else None, entry["frame_time"]), []).append(key)
     cached = len(records)
     progress("probe", 0, len(todo))
-    for done, (task, record) in enumerate(probe_all(todo, popts, workers=options.workers), 1):
-        for key in by_ckey[(task.file, tuple(task.region) if task.region else None, task.frame_time)]:
-            records[key] = record
-        if record.get("reason") != "unreadable":  # permissions may be fixed without touching mtime
-            cache.put(task.key, record)
-        progress("probe", done, len(todo))
-    cache.flush()
+    try:
+        for done, (task, record) in enumerate(probe_all(todo, popts, workers=options.workers), 1):
+            for key in by_ckey[(task.file, tuple(task.region) if task.region else None, task.frame_time)]:
+                records[key] = record
+            if record.get("reason") != "unreadable":  # permissions may be fixed without touching mtime
+                cache.put(task.key, record)
+            progress("probe", done, len(todo))
+    finally:  # Ctrl-C or a crashed worker: keep every finished probe for the next run
+        cache.flush()
     return records, len(todo), cached
 
 
