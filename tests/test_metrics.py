@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_metrics_data import pairs
+from metric_images import pairs
 
 from rainbench.metrics import (
     MetricError,

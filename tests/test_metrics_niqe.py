@@ -7,7 +7,7 @@ import pytest
 import scipy.io
 import torch
 from skimage import data
-from test_metrics_data import add_rain
+from metric_images import add_rain
 
 from rainbench.metrics import MetricError, create_metric, fit_niqe
 from rainbench.weights import sha256_file
@@ -47,7 +47,7 @@ def test_rain_scores_worse_than_clean_on_held_out_images(tmp_path):
     model = fit_niqe(train, tmp_path / "niqe.mat", sharpness_threshold=0.0)
     metric = create_metric("niqe", niqe_model=model)
     held_out = data.rocket()[:288, :384]
-    scores = metric(torch.cat([to_batch(held_out), to_batch(add_rain(held_out, seed=5, streaks=900))]))
+    scores = metric(torch.cat([to_batch(held_out), to_batch(add_rain(held_out, seed=5, heavy=True))]))
     assert metric.spec.lower_better
     assert scores[1] > scores[0]
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
-from test_metrics_data import pairs
+from metric_images import pairs
 
 from rainbench.metrics import create_metric
 
