@@ -72,12 +72,15 @@ def main() -> None:
     p.add_argument("--ngf", type=int, default=32)
     p.add_argument("--blocks", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="Override any NLCLConfig float field, e.g. lambda_sparsity=1.0 (repeatable).")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     data = make_data(args.preset, args.seed)
     nce_layers = tuple(i for i in (0, 2, 4, 8, 12) if i <= args.blocks)
     cfg = NLCLConfig(variant=args.variant, lr=args.lr, ngf=args.ngf, n_blocks=args.blocks, nce_layers=nce_layers,
-                     num_patches=min(256, (args.crop // 3) ** 2))
+                     num_patches=min(256, (args.crop // 3) ** 2),
+                     **{k: float(v) for k, v in (o.split("=", 1) for o in args.overrides)})
     trainer = NLCLTrainer(cfg, device=args.device, seed=args.seed)
     t0 = time.perf_counter()
     out = trainer.fit(data["rainy"], data["clean"], iters=args.iters, crop=args.crop, batch_size=args.batch,
@@ -96,7 +99,8 @@ def main() -> None:
     id_gt = estimate_intrinsic_dim(rainy_t, rain_layers=[(t[0] - t[1]) for t in data["test"]])
     id_model = estimate_intrinsic_dim(rainy_t, generator=g)
     print(f"config: iters={args.iters} crop={args.crop} batch={args.batch} device={args.device} "
-          f"variant={args.variant} preset={args.preset} ngf={args.ngf} blocks={args.blocks} lr={args.lr}")
+          f"variant={args.variant} preset={args.preset} ngf={args.ngf} blocks={args.blocks} lr={args.lr} "
+          f"overrides={args.overrides}")
     print(f"train seconds: {train_s:.1f} ({train_s / max(1, out['step']):.2f} s/step)")
     for name, (pr, pd, c) in zip(TEST_SCENES, rows):
         print(f"  {name:10s} rainy PSNR-Y {pr:6.2f}  derained {pd:6.2f}  rain corr {c:.3f}")

@@ -57,6 +57,7 @@ class NLCLConfig:
     decay_fraction: float | None = None
     bug_compat_heads: bool = False
     amp: bool = True
+    checkpoint_activations: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

@@ -64,6 +64,7 @@ class NLCLTrainer:
                 init_weights(m, c.init_gain)
         for m in self.modules().values():
             m.to(self.device)
+        self.G_B.checkpointing = self.G_R.checkpointing = c.checkpoint_activations
         kw = {"lr": c.lr, "betas": c.betas}
         self.opt_G = torch.optim.Adam([*self.G_B.parameters(), *self.G_R.parameters()], **kw)
         self.opt_D = torch.optim.Adam(self.D.parameters(), **kw)

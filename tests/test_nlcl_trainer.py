@@ -109,3 +109,11 @@ def test_small_images_are_upsampled_and_bad_input_is_named() -> None:
     assert trainer.step == 1
     with pytest.raises(ValueError, match="rainy"):
         NLCLTrainer(SMALL).fit([torch.rand(1, 40, 40)], images(1, 1, (40, 40)), iters=1, crop=40)
+
+
+def test_activation_checkpointing_gives_the_same_step() -> None:
+    plain, _, out_plain = one_step(SMALL)
+    ckpt, _, out_ckpt = one_step(dataclasses.replace(SMALL, checkpoint_activations=True))
+    assert out_ckpt["losses"] == pytest.approx(out_plain["losses"], rel=1e-5)
+    for a, b in zip(plain.G_B.parameters(), ckpt.G_B.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
