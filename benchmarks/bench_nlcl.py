@@ -59,8 +59,8 @@ def bench_sampler(device: str, repeats: int) -> None:
     for shape, k in (((1, 3, 256, 256), 128), ((8, 3, 256, 256), 128), ((1, 32, 256, 256), 256)):
         x = torch.rand(*shape, generator=gen).to(device)
         centres = random_centres(shape[0], shape[2], shape[3], 16, gen)
-        fast = _best_of(lambda: sample_nonlocal(x, k, centres=centres), repeats)
-        slow = _best_of(lambda: naive_sampler(x, centres, k), 1)
+        fast = _best_of(lambda x=x, k=k, c=centres: sample_nonlocal(x, k, centres=c), repeats)
+        slow = _best_of(lambda x=x, k=k, c=centres: naive_sampler(x, c, k), 1)
         same = torch.equal(sample_nonlocal(x, k, centres=centres).cpu(), naive_sampler(x, centres, k))
         print(f"sampler {tuple(shape)} k={k} [{device}]: vectorised {fast * 1e3:.1f} ms, naive loop "
               f"{slow * 1e3:.0f} ms (CPU time), speed-up {slow / fast:.0f}x, identical={same}", flush=True)
@@ -100,10 +100,10 @@ def infer_case(size: str, device: str, tiled: bool) -> dict[str, float | str]:
     if tiled:
         from baselines.tiling import tile_apply
 
-        fn = lambda t: tile_apply(lambda tt: derain(g, tt), t, tile=512, overlap=32, multiple=4,  # noqa: E731
+        fn = lambda t: tile_apply(lambda tt: derain(g, tt), t, tile=512, overlap=32, multiple=4,
                                   batch_tiles=4, device=device)
     else:
-        fn = lambda t: derain(g, t)  # noqa: E731
+        fn = lambda t: derain(g, t)
     fn(torch.rand(1, 3, 64, 64))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -126,7 +126,7 @@ def bench_infer(device: str, sizes: list[str], modes: list[str]) -> None:
     for size in sizes:
         for mode in modes:
             cmd = [sys.executable, __file__, "--infer-case", size, "--device", device] + (["--tiled"] if mode == "tiled" else [])
-            res = subprocess.run(cmd, capture_output=True, text=True)
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode != 0:
                 print(f"inference {size} {mode} [{device}]: failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
                 continue

@@ -12,7 +12,18 @@ from .sampler import gather_at, sample_nonlocal
 from .trainer import NLCLTrainer
 
 __all__ = [
-    "NLCLConfig", "Generator", "Discriminator", "ProjectionHead", "NLCLTrainer",
-    "load_generator", "save_generator", "derain", "estimate_intrinsic_dim", "IDReport",
-    "levina_bickel", "two_nn", "sample_nonlocal", "gather_at",
+    "Discriminator",
+    "Generator",
+    "IDReport",
+    "NLCLConfig",
+    "NLCLTrainer",
+    "ProjectionHead",
+    "derain",
+    "estimate_intrinsic_dim",
+    "gather_at",
+    "levina_bickel",
+    "load_generator",
+    "sample_nonlocal",
+    "save_generator",
+    "two_nn",
 ]

@@ -59,7 +59,7 @@ def save_generator(generator: Generator, path: str | Path) -> None:
 
 def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # Weights saved from DataParallel / wrapped models carry a "module." prefix.
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
 def generator_from_state_dict(sd: dict[str, torch.Tensor], source: str = "state dict") -> Generator:
@@ -91,7 +91,7 @@ def load_generator(path: str | Path, which: str = "background", map_location: st
         raise ValueError(f"load_generator: which must be 'background' or 'rain', got {which!r}")
     obj = _load(path, map_location)
     if not isinstance(obj, dict):
-        raise ValueError(f"NLCL weights {path}: expected a dict, got {type(obj).__name__}")
+        raise TypeError(f"NLCL weights {path}: expected a dict, got {type(obj).__name__}")
     fmt = obj.get("format")
     if fmt == TRAINER_FORMAT:
         cfg = NLCLConfig.from_dict(obj["config"])

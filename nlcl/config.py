@@ -95,7 +95,7 @@ class NLCLConfig:
         frac = self.decay_fraction
         if frac is None:
             frac = self.n_epochs_decay / max(1, self.n_epochs + self.n_epochs_decay)
-        return int(round(total_iters * frac))
+        return round(total_iters * frac)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dictionary of every field."""
@@ -106,7 +106,7 @@ class NLCLConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NLCLConfig":
+    def from_dict(cls, d: dict[str, Any]) -> NLCLConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise a clear error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)

@@ -57,7 +57,7 @@ def two_nn(points: Tensor, discard: float = 0.1) -> Tensor:
     t = _neighbour_distances(pts.double(), 2).clamp_min(1e-12)
     log_mu = torch.log(t[..., 1] / t[..., 0]).sort(dim=-1).values  # G x N, ascending
     n = log_mu.shape[-1]
-    keep = max(2, int(math.floor(n * (1.0 - discard))))
+    keep = max(2, math.floor(n * (1.0 - discard)))
     emp = torch.arange(1, n + 1, dtype=log_mu.dtype, device=log_mu.device) / n
     y = -torch.log1p(-emp[:keep])
     x = log_mu[..., :keep]

@@ -113,9 +113,9 @@ def sample_nonlocal(
     """
     if x.dim() != 4:
         raise ValueError(f"non-local sampler expects a B x C x H x W tensor, got shape {tuple(x.shape)}")
-    b, _, h, w = x.shape
+    _, _, h, w = x.shape
     if centres is None:
-        centres = random_centres(b, h, w, patch, generator)
+        centres = random_centres(x.shape[0], h, w, patch, generator)
     centres = centres.long().cpu()
     valid = valid_candidates(centres, h, w, patch, window)
     n_valid = int(valid.sum(1).min())
@@ -137,7 +137,7 @@ def sample_nonlocal(
 
 def gather_at(feat: Tensor, coords: Tensor, size: tuple[int, int]) -> Tensor:
     """Feature vectors (B, k, C) at ``coords`` given on a ``size`` = (H, W) map, scaled per axis to ``feat``."""
-    b, c, fh, fw = feat.shape
+    _, c, fh, fw = feat.shape
     h, w = size
     ys = (coords[..., 0].to(feat.device) * fh) // h
     xs = (coords[..., 1].to(feat.device) * fw) // w

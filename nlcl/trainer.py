@@ -15,7 +15,13 @@ from torch import Tensor, nn
 from .checkpoint import load_trainer_state, save_trainer_state
 from .config import NLCLConfig
 from .data import CyclingSource, crop_batch
-from .losses import consistency_loss, lsgan_loss, patch_nce, sparsity_loss, supervised_contrastive
+from .losses import (
+    consistency_loss,
+    lsgan_loss,
+    patch_nce,
+    sparsity_loss,
+    supervised_contrastive,
+)
 from .networks import Discriminator, Generator, ProjectionHead, init_weights
 from .sampler import gather_at, sample_nonlocal
 
