@@ -28,7 +28,7 @@ SAMPLINGS = ("random", "nonlocal")
 CUT_FIELDS = (
     "ngf", "n_blocks", "ndf", "n_layers_d", "head_dim", "init_gain", "lambda_gan", "lambda_location",
     "nce_identity", "patch_size", "window", "num_patches", "nce_temperature", "nce_layers",
-    "lr", "betas", "n_epochs", "n_epochs_decay", "decay_fraction", "amp",
+    "lr", "betas", "n_epochs", "n_epochs_decay", "decay_fraction", "amp", "checkpoint_activations",
 )
 LOSS_NAMES = ("D", "G_total", "G_gan", "location", "nce", "nce_idt")
 
