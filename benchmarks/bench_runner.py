@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=160, help="Image height.")
     parser.add_argument("--width", type=int, default=240, help="Image width.")
     parser.add_argument("--rounds", type=int, default=5, help="Timed rounds per variant (median reported).")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: a 2-thread pool on a shared 2-core VM stalls whenever a core is taken).")
     args = parser.parse_args()
 
     import pyiqa  # noqa: F401 - imports happen before timing, on both sides
@@ -137,7 +139,7 @@ def main() -> None:
     import rainbench.metrics
     import rainbench.runner  # noqa: F401
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="rainbench-bench-runner-"))
     data = make_dataset(work, args.count, args.height, args.width)
     variants = {
