@@ -32,16 +32,17 @@ Run = Callable[[Sequence[str]], None]
 class Budget:
     """How much the demo trains and how large its images are."""
 
-    size: int = 192
+    size: int = 160
     """Short side of every demo image, in pixels."""
-    iters: dict[str, int] = field(default_factory=lambda: {"nlcl": 150, "cut": 150, "prenet": 300})
+    iters: dict[str, int] = field(default_factory=lambda: {"nlcl": 40, "cut": 40, "prenet": 150})
     """Training iterations per learnable method (others use ``default_iters``)."""
-    default_iters: int = 150
-    crop: int = 96
+    default_iters: int = 40
+    crop: int = 64
+    batch_size: int = 4
 
 
 FAST = Budget()
-FULL = Budget(size=384, iters={"nlcl": 3000, "cut": 3000, "prenet": 4000}, default_iters=2000, crop=128)
+FULL = Budget(size=384, iters={"nlcl": 3000, "cut": 3000, "prenet": 4000}, default_iters=2000, crop=128, batch_size=4)
 
 
 @dataclass
@@ -128,7 +129,7 @@ def train_command(name: str, learns_from: str, dataset: Path, out: Path, budget:
     iters = budget.iters.get(name, budget.default_iters)
     data = ["--pairs", str(dataset)] if learns_from == "paired" else ["--rainy", str(dataset), "--clean", str(dataset)]
     return ["train", "--method", name, *data, "--iters", str(iters), "--config", f"crop={budget.crop}",
-            "--out", str(out), "--seed", str(seed)]
+            "--config", f"batch_size={budget.batch_size}", "--out", str(out), "--seed", str(seed)]
 
 
 def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str = "auto",
@@ -155,8 +156,7 @@ def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str
           "--split", "train=0.5,test=0.5", "--seed", str(seed)])
     niqe_model = out / "niqe_demo.mat"
     if not niqe_model.exists():
-        step(["weights", "fit-niqe", str(data / "unpaired" / "trainB"), str(data / "paired" / "clean"),
-              "--out", str(niqe_model)])
+        step(["weights", "fit-niqe", str(data / "unpaired" / "trainB"), "--out", str(niqe_model)])
     weights = []
     for name, learns_from in learnable_methods():
         run_dir = out / "train" / name

@@ -230,21 +230,40 @@ def to_html_tables(lb: Leaderboard) -> str:
     return "\n".join(parts)
 
 
+def to_nested(lb: Leaderboard) -> dict:
+    """``{subset: {method: {metric: {mean, ci_low, ci_high, n, failures, rank}}}}`` with numeric
+    leaves only (non-finite values become null): the shape DVC's metrics commands read."""
+    import math
+
+    def number(value):
+        return float(value) if value == value and math.isfinite(float(value)) else None
+
+    nested: dict = {}
+    for row in lb.table.itertuples(index=False):
+        cell = nested.setdefault(str(row.subset), {}).setdefault(str(row.method), {})
+        cell[str(row.metric)] = {"mean": number(row.mean), "ci_low": number(row.ci_low), "ci_high": number(row.ci_high),
+                                 "n": int(row.n), "failures": int(row.failures), "rank": number(row.rank)}
+    return nested
+
+
 def write_leaderboard(lb: Leaderboard, out_dir: str | Path, formats: Sequence[str] = ("md", "csv"),
                       run_dirs: Sequence[str | Path] = ()) -> dict[str, Path]:
     """Write ``leaderboard.md|csv``, ``report.html`` (with plots) and the ``metric_specs.json`` sidecar."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    unknown = set(formats) - {"md", "csv", "html"}
+    unknown = set(formats) - {"md", "csv", "html", "json"}
     if unknown:
-        raise ValueError(f"--format: unknown format(s) {', '.join(sorted(unknown))} (use md, csv, html)")
+        raise ValueError(f"--format: unknown format(s) {', '.join(sorted(unknown))} (use md, csv, html, json)")
     if "md" in formats:
         written["md"] = out_dir / "leaderboard.md"
         written["md"].write_text(to_markdown(lb), encoding="utf-8")
     if "csv" in formats:
         written["csv"] = out_dir / "leaderboard.csv"
         lb.table.to_csv(written["csv"], index=False)
+    if "json" in formats:
+        written["json"] = out_dir / "leaderboard.json"
+        written["json"].write_text(json.dumps(to_nested(lb), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if "html" in formats:
         from rainbench.report import write_report
 

@@ -179,3 +179,25 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     table = grouped.agg(mean=("good", "mean"), n=("ok", "sum"), failures=("ok", lambda s: int((~s).sum())),
                         lower_better=("lower_better", "first"))
     return table.reset_index()
+
+
+def write_summary(run_dir: str | Path, frame: pd.DataFrame) -> Path:
+    """Write ``RUN_DIR/summary.json``: ``{method: {metric: mean, metric_n: n, metric_failures: k}}``.
+
+    Numeric leaves only (non-finite means become null), the shape DVC's metrics commands read.
+    """
+    import json
+    import math
+
+    nested: dict[str, dict[str, float | int | None]] = {}
+    for row in summary_table(frame).itertuples(index=False):
+        entry = nested.setdefault(str(row.method), {})
+        mean = float(row.mean) if row.mean == row.mean else None
+        entry[str(row.metric)] = mean if mean is None or math.isfinite(mean) else None
+        entry[f"{row.metric}_n"] = int(row.n)
+        entry[f"{row.metric}_failures"] = int(row.failures)
+    path = Path(run_dir) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(nested, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -41,6 +41,7 @@ from rainbench.results import (
     read_results,
     read_run_config,
     summary_table,
+    write_summary,
     write_run_config,
 )
 
@@ -441,6 +442,7 @@ def run_benchmark(
         writer.close()
     consolidate(out)
     frame = read_results(out)
+    write_summary(out, frame)
     return RunSummary(
         run_dir=out, run_id=run_id, dataset=dataset.name, split=dataset.split,
         dataset_fingerprint=dataset.fingerprint, n_images=int(meta["has_rainy"].sum()),

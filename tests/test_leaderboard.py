@@ -167,3 +167,22 @@ def test_html_report_is_self_contained_with_a_comparison_grid(tmp_path):
     assert parser.external == []
     assert parser.images == 3
     assert "fake_psnr" in paths["html"].read_text()
+
+
+def test_json_outputs_for_dvc_metrics_hold_numbers_only(tmp_path, scores):
+    from rainbench.results import read_results, write_summary
+
+    scores["good_psnr"]["psnr"] = scores["good_psnr"]["psnr"].copy()
+    scores["good_psnr"]["psnr"][3] = np.inf  # identical images give PSNR inf: not valid JSON, must become null
+    _write_run(tmp_path / "run", scores)
+    summary = json.loads(write_summary(tmp_path / "run", read_results(tmp_path / "run")).read_text())
+    assert summary["good_psnr"]["psnr"] is None and summary["good_psnr"]["psnr_n"] == 20
+    assert summary["identity"]["psnr"] == pytest.approx(float(np.mean(scores["identity"]["psnr"])))
+    assert summary["good_piqe"]["piqe"] == pytest.approx(float(np.mean(scores["good_piqe"]["piqe"])))
+    lb = build_leaderboard(load_runs([tmp_path / "run"]), n_boot=200)
+    written = write_leaderboard(lb, tmp_path / "lb", formats=("json",))
+    nested = json.loads(written["json"].read_text())
+    assert nested[ALL]["good_psnr"]["psnr"]["mean"] is None and nested[ALL]["good_psnr"]["psnr"]["rank"] == 1.0
+    cell = nested[ALL]["good_piqe"]["piqe"]
+    assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"] and cell["rank"] == 1.0 and cell["n"] == 20
+    assert "Infinity" not in written["json"].read_text()

@@ -22,7 +22,7 @@ def _split_list(value: str, option: str, allowed: set[str] | None = None) -> lis
 @click.command("leaderboard")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "formats", default="md,csv,html", show_default=True, metavar="LIST",
-              help="Comma-separated outputs: md, csv, html (html = report with plots, self-contained).")
+              help="Comma-separated outputs: md, csv, html (report with plots, self-contained), json (DVC metrics).")
 @click.option("--by", default="", metavar="COLUMNS", help="Also tabulate per subset, e.g. rain_kind,source.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory (default: FIRST_RUN_DIR/leaderboard).")
@@ -50,7 +50,7 @@ def command(common, run_dirs, formats, by, out, bootstrap, confidence) -> None:
         write_leaderboard,
     )
 
-    format_list = _split_list(formats, "--format", {"md", "csv", "html"})
+    format_list = _split_list(formats, "--format", {"md", "csv", "html", "json"})
     by_list = _split_list(by, "--by", {"source", "rain_kind"})
     out = out or run_dirs[0] / "leaderboard"
     lb = build_leaderboard(load_runs(run_dirs), by=by_list, confidence=confidence, n_boot=bootstrap, seed=common.seed)
