@@ -26,7 +26,7 @@ SAMPLINGS = ("random", "nonlocal")
 
 # The NLCLConfig fields CUT uses; the layer-contrast, consistency and sparsity ones do not apply.
 CUT_FIELDS = (
-    "ngf", "n_blocks", "ndf", "n_layers_d", "head_dim", "init_gain", "lambda_gan", "lambda_location",
+    "ngf", "n_blocks", "residual", "ndf", "n_layers_d", "head_dim", "init_gain", "lambda_gan", "lambda_location",
     "nce_identity", "patch_size", "window", "num_patches", "nce_temperature", "nce_layers",
     "lr", "betas", "n_epochs", "n_epochs_decay", "decay_fraction", "amp", "checkpoint_activations",
 )
@@ -78,16 +78,7 @@ class CUTTrainer(nlcl.NLCLTrainer):
         with self._autocast():
             background, feats_o = self.G_B.forward_with_features(rainy, c.nce_layers)
 
-        self.D.requires_grad_(True)
-        self.opt_D.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_d = 0.5 * (lsgan_loss(self.D(clean), True) + lsgan_loss(self.D(background.detach()), False))
-        loss_d.backward()
-        self.opt_D.step()
-
-        self.D.requires_grad_(False)
-        self.opt_G.zero_grad(set_to_none=True)
-        self.opt_F.zero_grad(set_to_none=True)
+        loss_d = self.discriminator_step(clean, background)
         with self._autocast():
             loss_gan = lsgan_loss(self.D(background), True)
             loss_nce = self.patch_nce_loss(rainy, feats_o, background)

@@ -105,7 +105,7 @@ class NLCLMethod(Method):
             raise MethodError(f"method {self.info.name!r}: {exc}") from None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self.generator = nlcl.Generator(cfg.ngf, cfg.n_blocks)
+            self.generator = nlcl.Generator(cfg.ngf, cfg.n_blocks, residual=cfg.residual)
         self.tile = self.config.tile
 
     def networks(self) -> dict[str, nn.Module]:
@@ -162,11 +162,12 @@ class NLCLMethod(Method):
             generator = nlcl.load_generator(path, which="background")
         except (ValueError, FileNotFoundError, KeyError) as exc:
             raise MethodError(f"{path}: not usable as {self.info.name!r} weights: {exc}") from None
-        if (generator.ngf, generator.n_blocks) != (self.config.ngf, self.config.n_blocks):
+        shape = (generator.ngf, generator.n_blocks, generator.residual)
+        if shape != (self.config.ngf, self.config.n_blocks, self.config.residual):
             # Feature levels only matter in training; keep those that exist in the smaller network.
             levels = tuple(lv for lv in self.config.nce_layers if lv <= generator.n_blocks + 2) or (0,)
             self.config = dataclasses.replace(self.config, ngf=generator.ngf, n_blocks=generator.n_blocks,
-                                              nce_layers=levels)
+                                              residual=generator.residual, nce_layers=levels)
             self.setup()
         self.generator.load_state_dict(generator.state_dict())
 

@@ -12,8 +12,8 @@ import argparse
 import time
 
 import numpy as np
-import skimage.data
 import torch
+from scenes import psnr_y, scene, to_tensor
 
 from collection.synth import add_rain
 from nlcl import NLCLConfig, NLCLTrainer, derain, estimate_intrinsic_dim
@@ -23,34 +23,25 @@ CLEAN_SCENES = ("rocket", "hubble_deep_field", "retina", "brick", "grass", "moon
 TEST_SCENES = ("chelsea", "camera", "coins")
 
 
-def scene(name: str, max_side: int = 384) -> np.ndarray:
-    """A skimage sample as H x W x 3 uint8, downscaled so its long side is at most ``max_side``."""
-    im = getattr(skimage.data, name)()
-    if im.ndim == 2:
-        im = np.repeat(im[..., None], 3, axis=2)
-    im = im[..., :3]
-    step = int(np.ceil(max(im.shape[:2]) / max_side))
-    return np.ascontiguousarray(im[::step, ::step])
+def make_data(preset: str, seed: int, protocol: str = "scenes") -> dict[str, list]:
+    """Rainy training set, clean training set, and held-out (rainy, clean, rain layer) triples.
 
-
-def to_tensor(im: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> 3 x H x W float in [0, 1]."""
-    return torch.from_numpy(im).permute(2, 0, 1).float() / 255.0
-
-
-def psnr_y(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR on BT.601 Y (MATLAB rgb2ycbcr convention) of two 3 x H x W images in [0, 1], 8-bit quantised."""
-    w = torch.tensor([65.481, 128.553, 24.966])[:, None, None]
-    ya = ((a * 255).round().clamp(0, 255) / 255 * w).sum(0) + 16
-    yb = ((b * 255).round().clamp(0, 255) / 255 * w).sum(0) + 16
-    mse = ((ya - yb) ** 2).mean()
-    return float(10 * torch.log10(255.0**2 / mse))
-
-
-def make_data(preset: str, seed: int) -> dict[str, list]:
-    """Rainy training set, clean training set, and held-out (rainy, clean, rain layer) triples."""
-    rainy = [to_tensor(add_rain(scene(n), preset, seed + i)[0]) for i, n in enumerate(RAINY_SCENES)]
-    clean = [to_tensor(scene(n)) for n in CLEAN_SCENES]
+    ``scenes``: rainy and clean training images are different photographs. ``regions``: every
+    training photograph is cut in two halves, one goes to the rainy set (with rain), the other to
+    the clean set, alternating sides, so both sets share scene statistics but no pixel is ever
+    seen both rainy and clean.
+    """
+    if protocol == "scenes":
+        rainy = [to_tensor(add_rain(scene(n), preset, seed + i)[0]) for i, n in enumerate(RAINY_SCENES)]
+        clean = [to_tensor(scene(n)) for n in CLEAN_SCENES]
+    else:
+        rainy, clean = [], []
+        for i, n in enumerate(RAINY_SCENES + CLEAN_SCENES):
+            im = scene(n)
+            half = im.shape[1] // 2
+            a, b = (im[:, :half], im[:, half:]) if i % 2 == 0 else (im[:, half:], im[:, :half])
+            rainy.append(to_tensor(add_rain(np.ascontiguousarray(a), preset, seed + i)[0]))
+            clean.append(to_tensor(np.ascontiguousarray(b)))
     test = []
     for i, n in enumerate(TEST_SCENES):
         c = scene(n)
@@ -72,13 +63,16 @@ def main() -> None:
     p.add_argument("--ngf", type=int, default=32)
     p.add_argument("--blocks", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--protocol", default="scenes", choices=("scenes", "regions"),
+                   help="scenes: rainy and clean sets are different photographs; regions: disjoint halves of the same photographs.")
+    p.add_argument("--residual", action="store_true", help="G_B predicts a correction to its input (B = O + G_B(O)).")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="Override any NLCLConfig float field, e.g. lambda_sparsity=1.0 (repeatable).")
     args = p.parse_args()
     torch.manual_seed(args.seed)
-    data = make_data(args.preset, args.seed)
+    data = make_data(args.preset, args.seed, args.protocol)
     nce_layers = tuple(i for i in (0, 2, 4, 8, 12) if i <= args.blocks)
-    cfg = NLCLConfig(variant=args.variant, lr=args.lr, ngf=args.ngf, n_blocks=args.blocks, nce_layers=nce_layers,
+    cfg = NLCLConfig(variant=args.variant, lr=args.lr, residual=args.residual, ngf=args.ngf, n_blocks=args.blocks, nce_layers=nce_layers,
                      num_patches=min(256, (args.crop // 3) ** 2),
                      **{k: float(v) for k, v in (o.split("=", 1) for o in args.overrides)})
     trainer = NLCLTrainer(cfg, device=args.device, seed=args.seed)
@@ -99,7 +93,7 @@ def main() -> None:
     id_gt = estimate_intrinsic_dim(rainy_t, rain_layers=[(t[0] - t[1]) for t in data["test"]])
     id_model = estimate_intrinsic_dim(rainy_t, generator=g)
     print(f"config: iters={args.iters} crop={args.crop} batch={args.batch} device={args.device} "
-          f"variant={args.variant} preset={args.preset} ngf={args.ngf} blocks={args.blocks} lr={args.lr} "
+          f"variant={args.variant} preset={args.preset} protocol={args.protocol} residual={args.residual} ngf={args.ngf} blocks={args.blocks} lr={args.lr} "
           f"overrides={args.overrides}")
     print(f"train seconds: {train_s:.1f} ({train_s / max(1, out['step']):.2f} s/step)")
     for name, (pr, pd, c) in zip(TEST_SCENES, rows):

@@ -25,6 +25,10 @@ class NLCLConfig:
     n_layers_d: int = 3
     head_dim: int = 256
     init_gain: float = 0.02
+    # Off in the released code. On, G_B predicts a correction (B = O + G_B(O)) whose last conv
+    # starts at zero, so training starts from the rainy input instead of from noise: what makes
+    # short CPU budgets derain. Released G_B weights are direct predictors: residual=False.
+    residual: bool = False
     # loss weights (total = gan + location + layer + consistency + 0.1 sparsity)
     lambda_gan: float = 1.0
     lambda_location: float = 1.0

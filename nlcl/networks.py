@@ -55,10 +55,11 @@ class Generator(nn.Module):
     """G_B / G_R: conv3x3(3->ngf), ``n_blocks`` residual blocks, a conv-IN-ReLU-conv block, conv3x3(ngf->3).
 
     Full resolution throughout, no output activation; data range [-1, 1]. Module ``gen`` keeps the
-    index layout of the authors' released state dicts so their weights load unchanged.
+    index layout of the authors' released state dicts so their weights load unchanged. With
+    ``residual`` the network's output is added to its input (same parameters, same keys).
     """
 
-    def __init__(self, ngf: int = 32, n_blocks: int = 16, in_channels: int = 3) -> None:
+    def __init__(self, ngf: int = 32, n_blocks: int = 16, in_channels: int = 3, residual: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ngf, 3, padding=1)]
         layers += [ResidualBlock(ngf) for _ in range(n_blocks)]
@@ -66,7 +67,14 @@ class Generator(nn.Module):
         self.gen = nn.Sequential(*layers)
         self.ngf = ngf
         self.n_blocks = n_blocks
+        self.residual = residual
         self.checkpointing = False
+
+    def zero_last(self) -> None:
+        """Zero the final conv: a residual generator then starts as the exact identity."""
+        last = self.gen[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def _run(self, module: nn.Module, x: Tensor) -> Tensor:
         # Activation checkpointing trades one extra forward of a block for not storing its
@@ -77,20 +85,23 @@ class Generator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.checkpointing:
-            return self.gen(x)
-        for module in self.gen:
-            x = self._run(module, x)
-        return x
+            out = self.gen(x)
+        else:
+            out = x
+            for module in self.gen:
+                out = self._run(module, out)
+        return x + out if self.residual else out
 
     def forward_with_features(self, x: Tensor, layers: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
         """Full output plus the activations after each ``gen[i]`` for ``i`` in ``layers``."""
         wanted = set(layers)
         feats: dict[int, Tensor] = {}
+        out = x
         for i, module in enumerate(self.gen):
-            x = self._run(module, x)
+            out = self._run(module, out)
             if i in wanted:
-                feats[i] = x
-        return x, [feats[i] for i in layers]
+                feats[i] = out
+        return (x + out if self.residual else out), [feats[i] for i in layers]
 
     def encode(self, x: Tensor, layers: Sequence[int]) -> list[Tensor]:
         """Activations after ``gen[i]`` for ``i`` in ``layers``, stopping at the deepest one."""

@@ -59,7 +59,7 @@ class NLCLTrainer:
         c = self.cfg
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.G_B = Generator(c.ngf, c.n_blocks)
+            self.G_B = Generator(c.ngf, c.n_blocks, residual=c.residual)
             self.G_R = Generator(c.ngf, c.n_blocks)
             self.D = Discriminator(c.ndf, c.n_layers_d)
             self.location_heads = nn.ModuleList(ProjectionHead(c.ngf, c.head_dim) for _ in c.nce_layers)
@@ -68,6 +68,8 @@ class NLCLTrainer:
             )
             for m in (self.G_B, self.G_R, self.D, self.location_heads, self.layer_heads):
                 init_weights(m, c.init_gain)
+            if c.residual:
+                self.G_B.zero_last()
         for m in self.modules().values():
             m.to(self.device)
         self.G_B.checkpointing = self.G_R.checkpointing = c.checkpoint_activations
@@ -132,6 +134,20 @@ class NLCLTrainer:
             )
         return torch.stack(losses).mean()
 
+    def discriminator_step(self, clean: Tensor, background: Tensor) -> Tensor:
+        """One LSGAN step of D (clean crops -> 1, B_hat -> 0), then D frozen and the G / head grads cleared."""
+        self.D.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_d = 0.5 * (lsgan_loss(self.D(clean), True) + lsgan_loss(self.D(background.detach()), False))
+        loss_d.backward()
+        self.opt_D.step()
+        # D stays frozen in the generator step but passes gradients through to its inputs.
+        self.D.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        self.opt_F.zero_grad(set_to_none=True)
+        return loss_d
+
     def train_step(self, rainy: Tensor, clean: Tensor) -> dict[str, float]:
         """One D step then one joint generator + heads step on batches in [-1, 1]; returns every loss term."""
         c = self.cfg
@@ -144,18 +160,7 @@ class NLCLTrainer:
             background, feats_o = self.G_B.forward_with_features(rainy, c.nce_layers)
             rain = self.G_R(rainy)
 
-        # Discriminator: real clean crops -> 1, B_hat -> 0.
-        self.D.requires_grad_(True)
-        self.opt_D.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_d = 0.5 * (lsgan_loss(self.D(clean), True) + lsgan_loss(self.D(background.detach()), False))
-        loss_d.backward()
-        self.opt_D.step()
-
-        # Generators and heads; D is frozen but passes gradients through to its inputs.
-        self.D.requires_grad_(False)
-        self.opt_G.zero_grad(set_to_none=True)
-        self.opt_F.zero_grad(set_to_none=True)
+        loss_d = self.discriminator_step(clean, background)
         with self._autocast():
             pred, d_feats_b = self.D.forward_with_features(background, c.layer_levels)
             loss_gan = lsgan_loss(pred, True)

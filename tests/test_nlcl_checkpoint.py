@@ -95,3 +95,25 @@ def test_derain_shape_range_padding_and_8bit_convention() -> None:
     assert torch.equal(torch.round(y * 255), eight_bit)
     with pytest.raises(ValueError, match="N x 3 x H x W"):
         derain(g, torch.rand(3, 10, 10))
+
+
+def test_residual_generator_starts_as_identity_and_round_trips(tmp_path: Path) -> None:
+    cfg = NLCLConfig(ngf=8, n_blocks=2, nce_layers=(0, 2), residual=True)
+    trainer = NLCLTrainer(cfg, seed=0)
+    x = torch.rand(2, 3, 30, 26)
+    # zero-initialised last conv: B_hat = O exactly before training, G_R is untouched
+    assert torch.equal(derain(trainer.G_B, x), x)
+    assert not trainer.G_R.residual
+    assert not torch.equal(derain(trainer.G_R, x), x)
+    torch.nn.init.normal_(trainer.G_B.gen[-1].weight, 0.0, 0.05)
+    out = derain(trainer.G_B, x)
+    direct = derain(trainer.G_B.gen, x)  # the same weights without the skip
+    assert not torch.equal(out, x)
+    assert torch.allclose(out, (x + direct - 0.5).clamp(0, 1), atol=1e-5)  # B = O + G(O) in [-1, 1]
+    state, weights = tmp_path / "state.pt", tmp_path / "g.pt"
+    trainer.save(state)
+    save_generator(trainer.G_B, weights)
+    for g in (load_generator(state), load_generator(weights)):
+        assert g.residual
+        assert torch.equal(derain(g, x), out)
+    assert not load_generator(state, which="rain").residual

@@ -145,6 +145,18 @@ def progress(common: Common) -> Iterator:
         yield bar
 
 
+def stage_reporter(bar, labels: dict[str, str]) -> Callable[[str, int, int | None], None]:
+    """A ``progress(stage, done, total)`` callback drawing one bar per stage, labelled from ``labels``."""
+    tasks: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(labels.get(stage, stage), total=total, rate="")
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return report
+
+
 def track(common: Common, items: Iterable[T], total: int | None, description: str) -> Iterator[T]:
     """Iterate over ``items`` with a progress bar showing items/s and ETA."""
     import time

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, parse_key_values, progress, stdout_console
+from rainbench.cli.common import common_options, parse_key_values, progress, stage_reporter, stdout_console
 
 _STAGES = {"discover": "discovering sources", "probe": "probing files", "curate": "curating", "build": "writing dataset",
            "report": "manifest and report"}
@@ -76,13 +76,7 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
         workers=common.n_workers(),
     )
     with progress(common) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total, rate="")
-            bar.update(tasks[stage], completed=done, total=total)
-
+        report = stage_reporter(bar, _STAGES)
         summary = ingest(specs, out, options, progress=report)
     _show(summary)
 

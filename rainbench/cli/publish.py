@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, progress, stdout_console
+from rainbench.cli.common import common_options, progress, stage_reporter, stdout_console
 
 _STAGES = {"rows": "writing Parquet shards", "files": "uploading files"}
 
@@ -55,13 +55,7 @@ def command(dataset: Path, repo_id: str, private: bool, revision: str | None, to
 
     tree_dir = dry_run_dir or work_dir or dataset / ".cache" / "publish" / repo_id.replace("/", "--")
     with progress(common) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(_STAGES.get(stage, stage), total=total, rate="")
-            bar.update(tasks[stage], completed=done, total=total)
-
+        report = stage_reporter(bar, _STAGES)
         try:
             tree = dry_run(dataset, tree_dir, repo_id=repo_id, shard_size=shard_size, license=license_,
                            keep_gps=keep_gps, pretty_name=pretty_name, progress=report)
