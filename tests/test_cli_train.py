@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,18 @@ def test_bad_invocations_are_usage_errors(args, message, tmp_path, paired_folder
     result = train(*args, "--out", str(tmp_path / "run"))
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_demo_fast_budget_starts_unpaired_generators_from_identity() -> None:
+    from rainbench.demo import FAST, FULL, train_command
+
+    def options(name: str, learns_from: str, budget) -> dict[str, str]:
+        cmd = train_command(name, learns_from, Path("ds"), Path("out"), budget, 0)
+        return dict(cmd[i + 1].split("=", 1) for i, arg in enumerate(cmd) if arg == "--config")
+
+    for name in ("nlcl", "cut"):
+        fast = options(name, "unpaired", FAST)
+        assert fast["residual"] == "true"
+        assert baselines.create(name, **fast).generator.residual  # the option parses and takes effect
+        assert "residual" not in options(name, "unpaired", FULL)  # the full budget keeps the released G_B
+    assert "residual" not in options("prenet", "paired", FAST)
