@@ -20,7 +20,7 @@ from torch import Tensor
 import nlcl
 from baselines.nlcl_method import NLCLMethod, method_config
 from baselines.registry import MethodInfo, register
-from nlcl.losses import lsgan_loss, patch_nce
+from nlcl.losses import lsgan_loss
 
 SAMPLINGS = ("random", "nonlocal")
 
@@ -56,18 +56,6 @@ class CUTTrainer(nlcl.NLCLTrainer):
         flat = torch.stack([torch.randperm(h * w, generator=self.rng)[:n] for _ in range(b)])
         return torch.stack((flat // w, flat % w), dim=-1)
 
-    def patch_nce_loss(self, source: Tensor, source_feats: list[Tensor], output: Tensor) -> Tensor:
-        """PatchNCE between G_B's features of ``output`` (queries) and of ``source`` (detached keys)."""
-        c = self.cfg
-        ids = self.locations(source_feats[0].detach())
-        size = (source.shape[-2], source.shape[-1])
-        losses = []
-        for head, fq, fk in zip(self.location_heads, self.G_B.encode(output, c.nce_layers), source_feats):
-            query = head(nlcl.gather_at(fq, ids, size))
-            key = head(nlcl.gather_at(fk.detach(), ids, size))
-            losses.append(patch_nce(query, key, c.nce_temperature))
-        return torch.stack(losses).mean()
-
     def train_step(self, rainy: Tensor, clean: Tensor) -> dict[str, float]:
         """One D step, then one step of G_B and the location heads; returns every CUT loss term."""
         c = self.cfg
@@ -81,14 +69,7 @@ class CUTTrainer(nlcl.NLCLTrainer):
         loss_d = self.discriminator_step(clean, background)
         with self._autocast():
             loss_gan = lsgan_loss(self.D(background), True)
-            loss_nce = self.patch_nce_loss(rainy, feats_o, background)
-            if c.nce_identity:
-                identity, feats_c = self.G_B.forward_with_features(clean, c.nce_layers)
-                loss_idt = self.patch_nce_loss(clean, feats_c, identity)
-                loss_location = 0.5 * (loss_nce + loss_idt)
-            else:
-                loss_idt = torch.zeros((), device=self.device)
-                loss_location = loss_nce
+            loss_location, loss_nce, loss_idt = self.location_loss(rainy, feats_o, background, clean)
             total = c.lambda_gan * loss_gan + c.lambda_location * loss_location
         total.backward()
         self.opt_G.step()

@@ -104,11 +104,16 @@ class NLCLTrainer:
             for group in opt.param_groups:
                 group["lr"] = self.cfg.lr * factor
 
+    def locations(self, first: Tensor) -> Tensor:
+        """(B, n, 2) PatchNCE locations on G_B's first-conv features: non-local hard negatives."""
+        c = self.cfg
+        return sample_nonlocal(first, c.num_patches, c.patch_size, c.window, generator=self.rng)
+
     def _location_contrast(self, source: Tensor, source_feats: list[Tensor], output: Tensor) -> Tensor:
         """PatchNCE between G_B(output) features (queries) and the source's features (keys)."""
         c = self.cfg
         first = source_feats[c.nce_layers.index(0)] if 0 in c.nce_layers else self.G_B.gen[0](source)
-        ids = sample_nonlocal(first, c.num_patches, c.patch_size, c.window, generator=self.rng)
+        ids = self.locations(first.detach())
         size = tuple(source.shape[-2:])
         query_feats = self.G_B.encode(output, c.nce_layers)
         losses = []
@@ -117,6 +122,16 @@ class NLCLTrainer:
             k = head(gather_at(fk.detach(), ids, size))
             losses.append(patch_nce(q, k, c.nce_temperature))
         return torch.stack(losses).mean()
+
+    def location_loss(self, rainy: Tensor, feats_o: list[Tensor], background: Tensor,
+                      clean: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(location term, PatchNCE on O -> B_hat, identity PatchNCE on clean crops; zero when off)."""
+        loss_nce = self._location_contrast(rainy, feats_o, background)
+        if not self.cfg.nce_identity:
+            return loss_nce, loss_nce, torch.zeros((), device=self.device)
+        identity, feats_c = self.G_B.forward_with_features(clean, self.cfg.nce_layers)
+        loss_idt = self._location_contrast(clean, feats_c, identity)
+        return 0.5 * (loss_nce + loss_idt), loss_nce, loss_idt
 
     def _layer_contrast(self, background: Tensor, rain: Tensor, d_feats_b: list[Tensor]) -> Tensor:
         """Supervised contrast of non-local background samples vs rain samples on D's features."""
@@ -165,14 +180,7 @@ class NLCLTrainer:
             pred, d_feats_b = self.D.forward_with_features(background, c.layer_levels)
             loss_gan = lsgan_loss(pred, True)
             loss_layer = self._layer_contrast(background, rain, d_feats_b)
-            loss_nce = self._location_contrast(rainy, feats_o, background)
-            if c.nce_identity:
-                identity, feats_c = self.G_B.forward_with_features(clean, c.nce_layers)
-                loss_nce_idt = self._location_contrast(clean, feats_c, identity)
-                loss_location = 0.5 * (loss_nce + loss_nce_idt)
-            else:
-                loss_nce_idt = torch.zeros((), device=self.device)
-                loss_location = loss_nce
+            loss_location, loss_nce, loss_nce_idt = self.location_loss(rainy, feats_o, background, clean)
             loss_cons = consistency_loss(background, rain, rainy)
             loss_sparse = sparsity_loss(background, rainy)
             total = (
