@@ -26,11 +26,11 @@ SAMPLINGS = ("random", "nonlocal")
 
 # The NLCLConfig fields CUT uses; the layer-contrast, consistency and sparsity ones do not apply.
 CUT_FIELDS = (
-    "ngf", "n_blocks", "residual", "ndf", "n_layers_d", "head_dim", "init_gain", "lambda_gan", "lambda_location",
-    "nce_identity", "patch_size", "window", "num_patches", "nce_temperature", "nce_layers",
+    "ngf", "n_blocks", "residual", "ndf", "n_layers_d", "d_norm", "head_dim", "init_gain", "lambda_gan", "lambda_location",
+    "nce_identity", "lambda_identity", "patch_size", "window", "num_patches", "nce_temperature", "nce_layers",
     "lr", "betas", "n_epochs", "n_epochs_decay", "decay_fraction", "amp", "checkpoint_activations",
 )
-LOSS_NAMES = ("D", "G_total", "G_gan", "location", "nce", "nce_idt")
+LOSS_NAMES = ("D", "G_total", "G_gan", "location", "nce", "nce_idt", "identity")
 
 
 class CUTTrainer(nlcl.NLCLTrainer):
@@ -69,14 +69,16 @@ class CUTTrainer(nlcl.NLCLTrainer):
         loss_d = self.discriminator_step(clean, background)
         with self._autocast():
             loss_gan = lsgan_loss(self.D(background), True)
-            loss_location, loss_nce, loss_idt = self.location_loss(rainy, feats_o, background, clean)
-            total = c.lambda_gan * loss_gan + c.lambda_location * loss_location
+            clean_pass = self.clean_pass(clean)
+            loss_location, loss_nce, loss_idt = self.location_loss(rainy, feats_o, background, clean, clean_pass)
+            loss_identity = self.identity_loss(clean, clean_pass)
+            total = c.lambda_gan * loss_gan + c.lambda_location * loss_location + c.lambda_identity * loss_identity
         total.backward()
         self.opt_G.step()
         self.opt_F.step()
         self.D.requires_grad_(True)
         self.step += 1
-        values = (loss_d, total, loss_gan, loss_location, loss_nce, loss_idt)
+        values = (loss_d, total, loss_gan, loss_location, loss_nce, loss_idt, loss_identity)
         return {name: float(v.detach()) for name, v in zip(LOSS_NAMES, values)}
 
 

@@ -28,7 +28,13 @@ import torch.nn.functional as F
 
 from baselines.guided import GuidedFilter, luma
 from baselines.method import Method
-from baselines.patch_gmm import PatchGMM, background_gmm, extract_patches, fit_gmm, remove_dc
+from baselines.patch_gmm import (
+    PatchGMM,
+    background_gmm,
+    extract_patches,
+    fit_gmm,
+    remove_dc,
+)
 from baselines.registry import MethodError, MethodInfo, register
 
 

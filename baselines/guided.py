@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines.method import Method
-from baselines.registry import MethodError, MethodInfo, register
+from baselines.registry import MethodInfo, register
 
 LUMA = (0.299, 0.587, 0.114)
 

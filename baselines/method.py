@@ -19,8 +19,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import torch
 
@@ -74,7 +75,7 @@ def read_checkpoint_config(path: str | os.PathLike, method: str) -> dict[str, An
     return dict(obj.get("config") or {})
 
 
-def _digest_state(state: Any, digest: "hashlib._Hash") -> None:
+def _digest_state(state: Any, digest: hashlib._Hash) -> None:
     if isinstance(state, dict):
         for key in sorted(state, key=str):
             digest.update(str(key).encode())
@@ -88,6 +89,21 @@ def _digest_state(state: Any, digest: "hashlib._Hash") -> None:
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     else:
         digest.update(repr(state).encode())
+
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: an interrupted save leaves the old file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class Method:
@@ -154,7 +170,7 @@ class Method:
                 raise MethodError(f"method {self.info.name!r}: weights do not fit network {name!r}: {exc}") from None
 
     # ----------------------------------------------------------------- public interface
-    def to(self, device: torch.device | str) -> "Method":
+    def to(self, device: torch.device | str) -> Method:
         """Move the method (its networks) to ``device``; returns self."""
         self.device = torch.device(device)
         for net in self.networks().values():
@@ -236,18 +252,11 @@ class Method:
             "config": dataclasses.asdict(self.config),
             "state": self.state_dict(),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_torch_save(payload, path)
         self.weights_sha256 = file_sha256(path)
         return path
 
-    def load(self, path: str | os.PathLike, *, keep_config: set[str] | None = None) -> "Method":
+    def load(self, path: str | os.PathLike, *, keep_config: set[str] | None = None) -> Method:
         """Load weights (and the saved config, except the options named in ``keep_config``) from ``path``.
 
         Accepts rainbench checkpoints and, through :meth:`_load_native`, the method's released format.

@@ -48,7 +48,7 @@ class PatchGMM:
         """Number of mixture components."""
         return self.log_weights.shape[0]
 
-    def to(self, device: torch.device | str) -> "PatchGMM":
+    def to(self, device: torch.device | str) -> PatchGMM:
         """The same mixture on ``device``."""
         return PatchGMM(self.size, self.log_weights.to(device), self.eigvecs.to(device), self.eigvals.to(device))
 
@@ -58,7 +58,7 @@ class PatchGMM:
                 "eigvecs": self.eigvecs.cpu(), "eigvals": self.eigvals.cpu()}
 
     @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> "PatchGMM":
+    def from_state(cls, state: dict[str, torch.Tensor]) -> PatchGMM:
         """Rebuild a mixture from :meth:`state` output; ValueError if it is inconsistent."""
         size = int(state["size"])
         vecs, vals, logw = state["eigvecs"].float(), state["eigvals"].float(), state["log_weights"].float()
@@ -68,7 +68,7 @@ class PatchGMM:
         return cls(size, logw, vecs, vals)
 
     @classmethod
-    def from_covariances(cls, size: int, weights: torch.Tensor, covs: torch.Tensor) -> "PatchGMM":
+    def from_covariances(cls, size: int, weights: torch.Tensor, covs: torch.Tensor) -> PatchGMM:
         """A mixture from component weights (K) and covariances (K x d x d)."""
         vals, vecs = torch.linalg.eigh(0.5 * (covs + covs.transpose(1, 2)))
         return cls(size, torch.log(weights.clamp(min=1e-12)), vecs, vals.clamp(min=1e-8))

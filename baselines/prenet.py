@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.method import LogFn, Method
-from baselines.registry import MethodError, MethodInfo, build_config, config_fields, register
+from baselines.method import LogFn, Method, atomic_torch_save
+from baselines.registry import (
+    MethodError,
+    MethodInfo,
+    build_config,
+    config_fields,
+    register,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,18 +153,6 @@ def paired_crop(rainy: Tensor, clean: Tensor, crop: int, generator: torch.Genera
     left = int(torch.randint(0, w - crop + 1, (1,), generator=generator))
     window = (slice(None), slice(top, top + crop), slice(left, left + crop))
     return rainy[window], clean[window]
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # Options that change the budget or bookkeeping, not what a resumed run computes step by step.
@@ -291,7 +284,7 @@ class PReNet(Method):
 
     def _checkpoint(self, path: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int) -> None:
         """Everything a resumed run needs to continue bit-identically."""
-        _atomic_save({
+        atomic_torch_save({
             "format": TRAIN_FORMAT,
             "config": asdict(self.config),
             "net": self.net.state_dict(),

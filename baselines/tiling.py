@@ -13,7 +13,7 @@ in raster order. Two properties follow and are tested:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -17,9 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_photos import make_photos  # noqa: E402
+from make_photos import make_photos
 
-from collection.images import decode  # noqa: E402
+from collection.images import decode
 
 
 def plain_pil(path: Path) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 from collection.synth import add_rain
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from collection.probe import ProbeTask, derived_bytes
 

@@ -18,12 +18,13 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence, Union
+from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile
 
 try:  # HEIC/HEIF through libheif; optional at import so a broken wheel does not break JPEG users.
     import pillow_heif

@@ -25,17 +25,25 @@ import csv
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from collection.build import build_dataset, columns, dataset_fingerprint
 from collection.images import DEFAULT_MAX_PIXELS
-from collection.manifest import (CACHE_DIR, ProbeCache, cache_key, manifest_table, stored_digest, table_digest,
-                                 write_if_changed)
+from collection.manifest import (
+    CACHE_DIR,
+    ProbeCache,
+    cache_key,
+    manifest_table,
+    stored_digest,
+    table_digest,
+    write_if_changed,
+)
 from collection.probe import ProbeOptions, ProbeTask, probe_all
 from collection.quality import failed_filter, parse_filter
 from collection.scenes import DEFAULT_SESSION_GAP_S, assign_scenes
@@ -59,7 +67,7 @@ class SourceSpec:
     sidecar: Path | None = None
 
     @classmethod
-    def parse(cls, text: str, **kwargs: Any) -> "SourceSpec":
+    def parse(cls, text: str, **kwargs: Any) -> SourceSpec:
         """``PATH`` or ``NAME=PATH`` (a name without path separators before the first ``=``)."""
         name, sep, path = text.partition("=")
         if sep and name and "/" not in name and os.sep not in name and not Path(text).exists():

@@ -22,8 +22,9 @@ import hashlib
 import io
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from PIL import Image
 

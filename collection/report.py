@@ -47,7 +47,7 @@ def summarise(frame: pd.DataFrame, *, fingerprint: str) -> dict[str, Any]:
     megapixels = (ok["width"].astype(float) * ok["height"].astype(float) / 1e6) if len(ok) else pd.Series(dtype=float)
     return {
         "fingerprint": fingerprint,
-        "files": int(len(frame)),
+        "files": len(frame),
         "status": _counts(frame["status"]),
         "quarantine_reasons": _counts(quarantined["reason"]),
         "duplicate_reasons": _counts(dups["reason"]),

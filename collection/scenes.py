@@ -12,8 +12,8 @@ A row's scene is, in order of preference:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Sequence
 
 DEFAULT_SESSION_GAP_S = 60.0
 """Largest gap between consecutive shots of one camera inside one capture session (seconds)."""

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -70,7 +70,7 @@ class RainParams:
         return {"layers": [asdict(layer) for layer in self.layers], "haze": self.haze, "haze_light": self.haze_light}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RainParams":
+    def from_dict(cls, data: dict) -> RainParams:
         """Rebuild parameters from :meth:`to_dict` output."""
         return cls(tuple(StreakLayer(**layer) for layer in data["layers"]), data.get("haze", 0.0), data.get("haze_light", 0.85))
 

@@ -133,22 +133,33 @@ class BlurPool(nn.Module):
         return F.conv2d(x, self.filt.to(x.dtype), stride=2, groups=self.channels)
 
 
+D_NORMS = ("instance", "none")
+
+
 class Discriminator(nn.Module):
     """PatchGAN: ``n_layers`` blur-pool downsampling levels, InstanceNorm, LeakyReLU 0.2, 4x4 kernels.
+
+    ``norm="none"`` drops the InstanceNorm layers (the released D has them; see NLCLConfig.d_norm).
 
     ``features(x)`` returns level 0 (the input itself) and the output of each downsampling level,
     which the layer contrast encodes.
     """
 
-    def __init__(self, ndf: int = 64, n_layers: int = 3, in_channels: int = 3) -> None:
+    def __init__(self, ndf: int = 64, n_layers: int = 3, in_channels: int = 3, norm: str = "instance") -> None:
         super().__init__()
+        if norm not in D_NORMS:
+            raise ValueError(f"Discriminator norm must be one of {D_NORMS}, got {norm!r}")
+
+        def normalise(ch: int) -> nn.Module:
+            return nn.InstanceNorm2d(ch, affine=False) if norm == "instance" else nn.Identity()
+
         stages: list[nn.Module] = []
         prev = in_channels
         for n in range(n_layers):
             ch = ndf * min(2**n, 8)
             mods: list[nn.Module] = [nn.Conv2d(prev, ch, 4, padding=1)]
             if n > 0:
-                mods.append(nn.InstanceNorm2d(ch, affine=False))
+                mods.append(normalise(ch))
             mods += [nn.LeakyReLU(0.2, inplace=True), BlurPool(ch)]
             stages.append(nn.Sequential(*mods))
             prev = ch
@@ -156,7 +167,7 @@ class Discriminator(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.head = nn.Sequential(
             nn.Conv2d(prev, ch, 4, padding=1),
-            nn.InstanceNorm2d(ch, affine=False),
+            normalise(ch),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ch, 1, 4, padding=1),
         )

@@ -27,7 +27,9 @@ from .sampler import gather_at, sample_nonlocal
 
 log = logging.getLogger(__name__)
 
-LOSS_NAMES = ("D", "G_total", "G_gan", "layer", "location", "nce", "nce_idt", "consistency", "sparsity")
+LOSS_NAMES = (
+    "D", "G_total", "G_gan", "layer", "location", "nce", "nce_idt", "identity", "consistency", "sparsity",
+)
 
 
 class LinearDecay:
@@ -61,7 +63,7 @@ class NLCLTrainer:
             torch.manual_seed(seed)
             self.G_B = Generator(c.ngf, c.n_blocks, residual=c.residual)
             self.G_R = Generator(c.ngf, c.n_blocks)
-            self.D = Discriminator(c.ndf, c.n_layers_d)
+            self.D = Discriminator(c.ndf, c.n_layers_d, norm=c.d_norm)
             self.location_heads = nn.ModuleList(ProjectionHead(c.ngf, c.head_dim) for _ in c.nce_layers)
             self.layer_heads = nn.ModuleList(
                 ProjectionHead(self.D.level_channels[lv], c.head_dim) for lv in c.layer_levels
@@ -123,15 +125,27 @@ class NLCLTrainer:
             losses.append(patch_nce(q, k, c.nce_temperature))
         return torch.stack(losses).mean()
 
+    def clean_pass(self, clean: Tensor) -> tuple[Tensor, list[Tensor]] | None:
+        """G_B on clean crops (output, location features) when a term needs it: identity NCE or L1."""
+        if not (self.cfg.nce_identity or self.cfg.lambda_identity > 0):
+            return None
+        return self.G_B.forward_with_features(clean, self.cfg.nce_layers)
+
     def location_loss(self, rainy: Tensor, feats_o: list[Tensor], background: Tensor,
-                      clean: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                      clean: Tensor, clean_pass: tuple[Tensor, list[Tensor]] | None) -> tuple[Tensor, Tensor, Tensor]:
         """(location term, PatchNCE on O -> B_hat, identity PatchNCE on clean crops; zero when off)."""
         loss_nce = self._location_contrast(rainy, feats_o, background)
-        if not self.cfg.nce_identity:
+        if not self.cfg.nce_identity or clean_pass is None:
             return loss_nce, loss_nce, torch.zeros((), device=self.device)
-        identity, feats_c = self.G_B.forward_with_features(clean, self.cfg.nce_layers)
+        identity, feats_c = clean_pass
         loss_idt = self._location_contrast(clean, feats_c, identity)
         return 0.5 * (loss_nce + loss_idt), loss_nce, loss_idt
+
+    def identity_loss(self, clean: Tensor, clean_pass: tuple[Tensor, list[Tensor]] | None) -> Tensor:
+        """Mean |G_B(clean) - clean|: a clean image has no rain to remove (zero when off)."""
+        if self.cfg.lambda_identity <= 0 or clean_pass is None:
+            return torch.zeros((), device=self.device)
+        return (clean_pass[0].float() - clean.float()).abs().mean()
 
     def _layer_contrast(self, background: Tensor, rain: Tensor, d_feats_b: list[Tensor]) -> Tensor:
         """Supervised contrast of non-local background samples vs rain samples on D's features."""
@@ -180,12 +194,15 @@ class NLCLTrainer:
             pred, d_feats_b = self.D.forward_with_features(background, c.layer_levels)
             loss_gan = lsgan_loss(pred, True)
             loss_layer = self._layer_contrast(background, rain, d_feats_b)
-            loss_location, loss_nce, loss_nce_idt = self.location_loss(rainy, feats_o, background, clean)
+            clean_pass = self.clean_pass(clean)
+            loss_location, loss_nce, loss_nce_idt = self.location_loss(rainy, feats_o, background, clean, clean_pass)
+            loss_identity = self.identity_loss(clean, clean_pass)
             loss_cons = consistency_loss(background, rain, rainy)
             loss_sparse = sparsity_loss(background, rainy)
             total = (
                 c.lambda_gan * loss_gan
                 + c.lambda_location * loss_location
+                + c.lambda_identity * loss_identity
                 + c.lambda_layer * loss_layer
                 + c.lambda_consistency * loss_cons
                 + c.lambda_sparsity * loss_sparse
@@ -198,7 +215,8 @@ class NLCLTrainer:
             self.opt_F.step()
         self.D.requires_grad_(True)
         self.step += 1
-        values = (loss_d, total, loss_gan, loss_layer, loss_location, loss_nce, loss_nce_idt, loss_cons, loss_sparse)
+        values = (loss_d, total, loss_gan, loss_layer, loss_location, loss_nce, loss_nce_idt, loss_identity,
+                  loss_cons, loss_sparse)
         return {name: float(v.detach()) for name, v in zip(LOSS_NAMES, values)}
 
     def fit(

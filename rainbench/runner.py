@@ -41,8 +41,8 @@ from rainbench.results import (
     read_results,
     read_run_config,
     summary_table,
-    write_summary,
     write_run_config,
+    write_summary,
 )
 
 logger = logging.getLogger(__name__)

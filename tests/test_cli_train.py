@@ -14,20 +14,13 @@ import baselines
 from collection.images import load_image, save_image, to_tensor
 from rainbench.cli import cli
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PRENET = ["-c", "stages=2", "-c", "crop=16", "-c", "batch_size=2", "-c", "log_every=1"]
 NLCL = ["-c", "ngf=8", "-c", "n_blocks=2", "-c", "ndf=8", "-c", "n_layers_d=2", "-c", "head_dim=16",
         "-c", "nce_layers=0,1,2", "-c", "layer_levels=0,1,2", "-c", "num_patches=16", "-c", "k_neg=16",
         "-c", "crop=36", "-c", "batch_size=1", "-c", "log_every=1"]
 CUT = [arg for pair in zip(NLCL[::2], NLCL[1::2]) if not pair[1].startswith(("layer_levels", "k_neg")) for arg in pair]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine OpenMP spin-waiting makes two threads far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def image(seed: int, size: tuple[int, int] = (36, 40)) -> np.ndarray:
@@ -91,12 +84,13 @@ def test_nlcl_unpaired_from_folders_and_files_with_variant(tmp_path):
     run = tmp_path / "run"
     result = train("--method", "nlcl", "--rainy", str(tmp_path / "rainy"), "--rainy", str(tmp_path / "extra.png"),
                    "--clean", str(tmp_path / "clean"), "--out", str(run), "--epochs", "1", "--variant", "asymmetric",
-                   *NLCL)
+                   "--config", "d_norm=none lambda_sparsity=2", *NLCL)  # several options in one value
     assert result.exit_code == 0, result.output
     record = json.loads((run / "train.json").read_text())
     assert record["counts"] == {"rainy": 3, "clean": 2}
     assert record["iters"] == 3  # one epoch over 3 rainy images at batch 1
     assert record["config"]["variant"] == "asymmetric"
+    assert record["config"]["d_norm"] == "none" and record["config"]["lambda_sparsity"] == 2.0
     method = baselines.create("nlcl", weights=run / "weights.pt")
     assert method.config.variant == "asymmetric" and method.config.ngf == 8
     out = method.derain(torch.rand(1, 3, 30, 34))
@@ -156,7 +150,7 @@ def test_bad_invocations_are_usage_errors(args, message, tmp_path, paired_folder
     assert message in result.output
 
 
-def test_demo_fast_budget_starts_unpaired_generators_from_identity() -> None:
+def test_demo_fast_budget_uses_the_short_budget_recipe() -> None:
     from rainbench.demo import FAST, FULL, train_command
 
     def options(name: str, learns_from: str, budget) -> dict[str, str]:
@@ -166,6 +160,9 @@ def test_demo_fast_budget_starts_unpaired_generators_from_identity() -> None:
     for name in ("nlcl", "cut"):
         fast = options(name, "unpaired", FAST)
         assert fast["residual"] == "true"
-        assert baselines.create(name, **fast).generator.residual  # the option parses and takes effect
+        method = baselines.create(name, **fast)  # every option parses and takes effect
+        assert method.generator.residual and method.generator.ngf == 16
+        assert method.nlcl_config().d_norm == "none"
         assert "residual" not in options(name, "unpaired", FULL)  # the full budget keeps the released G_B
+    assert options("nlcl", "unpaired", FAST)["lambda_sparsity"] == "2"
     assert "residual" not in options("prenet", "paired", FAST)

@@ -11,8 +11,15 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from collection.images import (ImageLoadError, decode, is_image_file, load_image, save_image, to_tensor,
-                               to_uint8)
+from collection.images import (
+    ImageLoadError,
+    decode,
+    is_image_file,
+    load_image,
+    save_image,
+    to_tensor,
+    to_uint8,
+)
 
 
 def _asym(h: int = 24, w: int = 36) -> np.ndarray:

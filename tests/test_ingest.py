@@ -219,7 +219,8 @@ def test_new_file_is_probed_alone(run, tmp_path):
 
 
 def dataset_content(out: Path) -> dict[str, tuple[str, str, str | None]]:
-    from datasets import Image as HFImage, load_from_disk
+    from datasets import Image as HFImage
+    from datasets import load_from_disk
 
     content = {}
     for split, ds in load_from_disk(str(out)).items():

@@ -121,7 +121,7 @@ def test_probe_in_workers_matches_in_process(tmp_path):
     for name, arr in (("a.jpg", data.astronaut()), ("b.png", data.coffee()), ("c.jpg", data.chelsea())):
         small(arr).save(tmp_path / name)
         files.append(ProbeTask(key=name, file=str(tmp_path / name)))
-    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}
     serial = {t.key: strip(r) for t, r in probe_all(files, workers=0)}
     parallel = {t.key: strip(r) for t, r in probe_all(files, workers=2, chunk_size=1, in_flight=1)}
     assert serial == parallel
@@ -175,7 +175,8 @@ def write_video(path: Path, seconds: int = 2, rate: int = 5, size=(96, 64)) -> N
 def test_crops_and_video_frames_are_stored_as_png_of_their_pixels(tmp_path):
     import hashlib
 
-    from datasets import Image as HFImage, load_from_disk
+    from datasets import Image as HFImage
+    from datasets import load_from_disk
 
     from collection.images import decode
 

@@ -19,6 +19,8 @@ from baselines.cut import CUTTrainer
 from baselines.prenet import PReNetNetwork, ssim
 from collection.synth import add_rain
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {
     "prenet": {"stages": 2, "crop": 24, "batch_size": 2, "loss": "mse"},
     "nlcl": {"ngf": 8, "n_blocks": 2, "ndf": 8, "n_layers_d": 2, "head_dim": 16, "nce_layers": (0, 1, 2),
@@ -26,15 +28,6 @@ TINY = {
     "cut": {"ngf": 8, "n_blocks": 2, "ndf": 8, "n_layers_d": 2, "head_dim": 16, "nce_layers": (0, 1, 2),
             "num_patches": 32, "crop": 40, "batch_size": 2},
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine OpenMP spin-waiting makes two threads far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def scenes(count: int, size: int, seed: int) -> list[np.ndarray]:

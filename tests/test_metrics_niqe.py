@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from skimage import data
 from metric_images import add_rain
+from skimage import data
 
 from rainbench.metrics import MetricError, create_metric, fit_niqe
 from rainbench.weights import sha256_file

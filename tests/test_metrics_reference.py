@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from metric_images import pairs
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
-from metric_images import pairs
 
 from rainbench.metrics import create_metric
 

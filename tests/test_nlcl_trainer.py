@@ -117,3 +117,32 @@ def test_activation_checkpointing_gives_the_same_step() -> None:
     assert out_ckpt["losses"] == pytest.approx(out_plain["losses"], rel=1e-5)
     for a, b in zip(plain.G_B.parameters(), ckpt.G_B.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_identity_term_keeps_clean_images_unchanged() -> None:
+    """lambda_identity penalises |G_B(clean) - clean|: trained with it, a residual G_B drifts far less from identity."""
+    clean = images(1, 2, (44, 70))
+    probe = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(9)) * 2 - 1
+
+    def drift(weight: float) -> tuple[float, dict[str, float]]:
+        cfg = dataclasses.replace(SMALL, nce_identity=False, lambda_identity=weight, lr=2e-3, residual=True)
+        trainer = NLCLTrainer(cfg, seed=3)
+        out = trainer.fit(images(0, 2, (50, 60)), clean, iters=12, crop=40, batch_size=2, log_every=12)
+        with torch.no_grad():
+            return float((trainer.G_B.eval()(probe) - probe).abs().mean()), out["losses"]
+
+    free, losses_free = drift(0.0)
+    held, losses_held = drift(10.0)
+    assert losses_free["identity"] == 0.0 and losses_held["identity"] > 0.0
+    assert held < 0.5 * free
+
+
+def test_discriminator_without_norm_has_the_released_keys_and_no_instance_norm() -> None:
+    """d_norm='none' drops InstanceNorm only: same parameters (IN has none), so D states load either way."""
+    plain = NLCLTrainer(dataclasses.replace(SMALL, d_norm="none"), seed=0).D
+    released = NLCLTrainer(SMALL, seed=0).D
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in plain.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in released.modules())
+    plain.load_state_dict(released.state_dict())
+    with pytest.raises(ValueError, match="d_norm"):
+        NLCLConfig(d_norm="batch")

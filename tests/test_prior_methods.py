@@ -101,7 +101,7 @@ def test_gmm_background_prior_is_cached_and_checkpointable(rainy_pair, tmp_path,
     expected = make("gmm", seed=3).derain(x)
     saved = make("gmm", seed=3).save(tmp_path / "gmm.pt")
     # A second instance must not refit: the prior comes from the cache...
-    import baselines.patch_gmm as patch_gmm
+    from baselines import patch_gmm
 
     def no_fitting(*args, **kwargs):
         raise AssertionError("the background prior was refitted")

@@ -7,7 +7,14 @@ import pytest
 from PIL import Image, ImageFilter
 from skimage import data
 
-from collection.quality import WORK_SIDE, failed_filter, parse_filter, pick_reduce, quality, working_image
+from collection.quality import (
+    WORK_SIDE,
+    failed_filter,
+    parse_filter,
+    pick_reduce,
+    quality,
+    working_image,
+)
 
 
 def gray_rgb(arr: np.ndarray) -> Image.Image:

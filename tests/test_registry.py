@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 import torch
@@ -233,7 +233,7 @@ def test_cli_strings_coerce_to_bool_literal_optional_and_tuple_fields():
     class Rich:
         flag: bool = False
         mode: Literal["fast", "slow"] = "fast"
-        limit: Optional[int] = None
+        limit: int | None = None
         sizes: tuple[int, ...] = (1, 2)
 
     @register(_info("test-rich", kind="prior", learns_from="none", needs_weights=False))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-import collection.synth as synth
+from collection import synth
 from collection.images import load_image
 from collection.synth import PRESETS, add_rain, resolve_params
 from rainbench.cli import main

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         stderr_console().print("[red]interrupted[/red]: finished work is kept; re-run to resume")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into one line
+    except Exception as exc:
         if DEBUG["enabled"]:
             raise
         message = str(exc) or type(exc).__name__

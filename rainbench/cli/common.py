@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import click
 
@@ -116,7 +117,7 @@ def configure_logging(common: Common) -> None:
         logger.propagate = False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stderr_console():
     """The rich console for progress and logs (stderr, so stdout stays clean for tables)."""
     from rich.console import Console
@@ -124,7 +125,7 @@ def stderr_console():
     return Console(stderr=True)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stdout_console():
     """The rich console for results and summary tables."""
     from rich.console import Console
@@ -135,8 +136,15 @@ def stdout_console():
 @contextmanager
 def progress(common: Common) -> Iterator:
     """A rich progress display with count, rate and ETA; disabled under ``--quiet``."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
@@ -170,9 +178,15 @@ def track(common: Common, items: Iterable[T], total: int | None, description: st
             bar.update(task, advance=1, rate=f"{n / elapsed:.1f} it/s" if elapsed > 0 else "")
 
 
-def parse_key_values(pairs: Iterable[str], option: str) -> dict[str, str]:
-    """Parse repeated ``key=value`` options into a dict, naming the option on a malformed pair."""
+def parse_key_values(pairs: Iterable[str], option: str, several: bool = False) -> dict[str, str]:
+    """Parse repeated ``key=value`` options into a dict, naming the option on a malformed pair.
+
+    With ``several`` one value may hold several whitespace-separated pairs (``"a=1 b=2"``), which
+    is how a single parameter (DVC's params.yaml) passes a list of method options.
+    """
     out: dict[str, str] = {}
+    if several:
+        pairs = [word for value in pairs for word in value.split()]
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import click
 
@@ -16,7 +16,7 @@ from rainbench.cli.common import common_options, stderr_console, stdout_console
 @click.option("--full", is_flag=True, help="Larger images and a longer training budget (tens of minutes on CPU).")
 @click.option("--data-only", is_flag=True, help="Only write the demo's source images (used by the DVC pipeline).")
 @click.option("--size", type=click.IntRange(min=32), default=None, metavar="PIXELS",
-              help="Short side of the demo images (default: 192, or 384 with --full).")
+              help="Short side of the demo images (default: 160, or 384 with --full).")
 @common_options
 def command(out: Path, full: bool, data_only: bool, size: int | None, common) -> None:
     """Run the whole journey on built-in sample images: synth, ingest, train, run, leaderboard.

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, parse_key_values, stderr_console, stdout_console, track
+from rainbench.cli.common import (
+    common_options,
+    parse_key_values,
+    stderr_console,
+    stdout_console,
+    track,
+)
 
 RECORD = "derain.json"
 """File in the output folder naming the method, config and config hash that produced the outputs."""
@@ -17,7 +23,7 @@ RECORD = "derain.json"
 @click.option("--method", "method_name", required=True, metavar="NAME", help="Registered method (see `rainbench methods`).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weights file for the method (a rainbench checkpoint or the method's released format).")
-@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Method option (repeatable); see docs/methods.md.")
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Method option (repeatable, or several in one quoted value); see docs/methods.md.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder; outputs keep the inputs' relative names.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Output image format.")
@@ -36,7 +42,7 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
 
     import baselines
 
-    options = parse_key_values(config, "--config")
+    options = parse_key_values(config, "--config", several=True)
     device = common.torch_device()
     torch.manual_seed(common.seed)
     try:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, parse_key_values, progress, stage_reporter, stdout_console
+from rainbench.cli.common import (
+    common_options,
+    parse_key_values,
+    progress,
+    stage_reporter,
+    stdout_console,
+)
 
 _STAGES = {"discover": "discovering sources", "probe": "probing files", "curate": "curating", "build": "writing dataset",
            "report": "manifest and report"}

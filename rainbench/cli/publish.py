@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, progress, stage_reporter, stdout_console
+from rainbench.cli.common import (
+    common_options,
+    progress,
+    stage_reporter,
+    stdout_console,
+)
 
 _STAGES = {"rows": "writing Parquet shards", "files": "uploading files"}
 

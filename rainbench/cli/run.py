@@ -13,7 +13,7 @@ from rainbench.cli.common import common_options, parse_key_values, stdout_consol
 def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
     """``NAME.key=value`` pairs -> {method: {key: value}}; values are JSON where they parse (numbers, booleans)."""
     out: dict[str, dict] = {}
-    for dotted, raw in parse_key_values(pairs, "--config").items():
+    for dotted, raw in parse_key_values(pairs, "--config", several=True).items():
         method, sep, key = dotted.partition(".")
         if not sep or not method or not key:
             raise click.BadParameter(f"expected METHOD.key=value, got {dotted}={raw}", param_hint="--config")
@@ -29,7 +29,7 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
 @click.option("--method", "methods", multiple=True, metavar="NAME",
               help="Method to run (repeatable); the rainy input is always scored too, as `identity`.")
 @click.option("--weights", "weights", multiple=True, metavar="NAME=FILE", help="Checkpoint for a method (repeatable).")
-@click.option("--config", "configs", multiple=True, metavar="NAME.KEY=VALUE", help="Override a method option (repeatable).")
+@click.option("--config", "configs", multiple=True, metavar="NAME.KEY=VALUE", help="Override a method option (repeatable, or several in one quoted value).")
 @click.option("--dataset", required=True, metavar="PATH_OR_HUB_ID",
               help="Dataset dir from `rainbench ingest`, a Hub tree on disk, or a Hub id ORG/NAME.")
 @click.option("--split", default="test", show_default=True, help="Dataset split to score.")

@@ -29,7 +29,12 @@ def command(clean: tuple[Path, ...], out: Path, preset: str, overrides: tuple[st
     """
     from concurrent.futures import ProcessPoolExecutor
 
-    from collection.synth import collect_images, output_names, resolve_params, synthesize_file
+    from collection.synth import (
+        collect_images,
+        output_names,
+        resolve_params,
+        synthesize_file,
+    )
 
     values = {k: float(v) for k, v in _floats(parse_key_values(overrides, "--set")).items()}
     try:

@@ -16,12 +16,18 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import click
 
-from rainbench.cli.common import common_options, parse_key_values, progress, stdout_console
+from rainbench.cli.common import (
+    common_options,
+    parse_key_values,
+    progress,
+    stdout_console,
+)
 
 Loader = Callable[[], Any]
 
@@ -197,7 +203,7 @@ def _format_losses(values: dict[str, Any]) -> str:
 @click.option("--variant", type=click.Choice(["symmetric", "asymmetric"]), default=None,
               help="NLCL's layer contrast: symmetric (CVPR 2022) or asymmetric (TPAMI 2024).")
 @click.option("--config", "-c", "config_pairs", multiple=True, metavar="KEY=VALUE",
-              help="A method option, e.g. crop=128 or lambda_layer=0.5. Repeatable.")
+              help="A method option, e.g. crop=128 or lambda_layer=0.5. Repeatable, or several in one quoted value.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt with the saved options.")
 @common_options
 def command(method_name: str, run_dir: Path, rainy: tuple[str, ...], clean: tuple[str, ...], pairs: tuple[str, ...],
@@ -226,7 +232,7 @@ def command(method_name: str, run_dir: Path, rainy: tuple[str, ...], clean: tupl
     if checkpoint.exists() and not resume:
         raise click.UsageError(f"{run_dir} already holds a checkpoint: pass --resume to continue, or choose another --out")
 
-    options = _resolve_config(cls, run_dir, parse_key_values(config_pairs, "--config"), variant, iters, common.seed, resume)
+    options = _resolve_config(cls, run_dir, parse_key_values(config_pairs, "--config", several=True), variant, iters, common.seed, resume)
     try:
         method = baselines.create(method_name, device=common.torch_device(), **options)
     except baselines.MethodError as exc:
