@@ -69,9 +69,7 @@ class CUTTrainer(nlcl.NLCLTrainer):
         loss_d = self.discriminator_step(clean, background)
         with self._autocast():
             loss_gan = lsgan_loss(self.D(background), True)
-            clean_pass = self.clean_pass(clean)
-            loss_location, loss_nce, loss_idt = self.location_loss(rainy, feats_o, background, clean, clean_pass)
-            loss_identity = self.identity_loss(clean, clean_pass)
+            loss_location, loss_nce, loss_idt, loss_identity = self.content_losses(rainy, feats_o, background, clean)
             total = c.lambda_gan * loss_gan + c.lambda_location * loss_location + c.lambda_identity * loss_identity
         total.backward()
         self.opt_G.step()

@@ -22,7 +22,7 @@ import torch
 from scenes import psnr_y, scene, to_tensor
 
 import baselines
-from collection.synth import add_rain
+from collection.synth import add_rain, unpaired_halves
 
 TRAIN_SCENES = ("astronaut", "coffee", "immunohistochemistry", "gravel", "rocket", "brick")
 RAINY_SCENES = ("astronaut", "coffee", "immunohistochemistry", "gravel")
@@ -61,10 +61,9 @@ def unpaired_sets(preset: str, max_side: int, protocol: str) -> tuple[list, list
         im = scene(name, max_side)
         a, b = im, im
         if protocol == "regions":
-            half = im.shape[1] // 2
-            a, b = (im[:, :half], im[:, half:]) if i % 2 == 0 else (im[:, half:], im[:, :half])
-        rainy.append(to_tensor(add_rain(np.ascontiguousarray(a), preset, seed=50 + i)[0]))
-        clean.append(to_tensor(np.ascontiguousarray(b)))
+            a, b = unpaired_halves(im, swap=i % 2 == 1)
+        rainy.append(to_tensor(add_rain(a, preset, seed=50 + i)[0]))
+        clean.append(to_tensor(b))
     return rainy, clean
 
 

@@ -247,6 +247,17 @@ def image_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def unpaired_halves(image: np.ndarray, swap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(rainy-to-be, clean) halves of an H x W x C image, left then right (right then left when ``swap``).
+
+    Unpaired training data from photographs: both sides share the scenes' colour and brightness,
+    yet no pixel is ever seen both rainy and clean, so a discriminator can only learn the rain.
+    """
+    half = image.shape[1] // 2
+    left, right = np.ascontiguousarray(image[:, :half]), np.ascontiguousarray(image[:, half:])
+    return (right, left) if swap else (left, right)
+
+
 def output_names(paths: Sequence[Path], roots: Sequence[Path]) -> list[str]:
     """Unique, filesystem-safe output stems for input files (relative path, '/' -> '__')."""
     names = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 VARIANTS = ("symmetric", "asymmetric")
+D_NORMS = ("instance", "none")
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ class NLCLConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"NLCLConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.d_norm not in ("instance", "none"):
-            raise ValueError(f"NLCLConfig.d_norm must be 'instance' or 'none', got {self.d_norm!r}")
+        if self.d_norm not in D_NORMS:
+            raise ValueError(f"NLCLConfig.d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
         if self.k_pos < 2 or self.k_neg < 2:
             raise ValueError("NLCLConfig: k_pos and k_neg must be >= 2 (each layer needs a positive)")
         if any(lv < 0 or lv > self.n_layers_d for lv in self.layer_levels):

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from .config import D_NORMS
+
 
 class _PadConvNorm(nn.Module):
     """Reflection pad, 3x3 conv, InstanceNorm (no affine), optional ReLU."""
@@ -131,9 +133,6 @@ class BlurPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = F.pad(x, (1, 2, 1, 2), mode="reflect")
         return F.conv2d(x, self.filt.to(x.dtype), stride=2, groups=self.channels)
-
-
-D_NORMS = ("instance", "none")
 
 
 class Discriminator(nn.Module):

@@ -125,27 +125,26 @@ class NLCLTrainer:
             losses.append(patch_nce(q, k, c.nce_temperature))
         return torch.stack(losses).mean()
 
-    def clean_pass(self, clean: Tensor) -> tuple[Tensor, list[Tensor]] | None:
-        """G_B on clean crops (output, location features) when a term needs it: identity NCE or L1."""
-        if not (self.cfg.nce_identity or self.cfg.lambda_identity > 0):
-            return None
-        return self.G_B.forward_with_features(clean, self.cfg.nce_layers)
-
-    def location_loss(self, rainy: Tensor, feats_o: list[Tensor], background: Tensor,
-                      clean: Tensor, clean_pass: tuple[Tensor, list[Tensor]] | None) -> tuple[Tensor, Tensor, Tensor]:
-        """(location term, PatchNCE on O -> B_hat, identity PatchNCE on clean crops; zero when off)."""
+    def content_losses(self, rainy: Tensor, feats_o: list[Tensor], background: Tensor,
+                       clean: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The terms tying G_B's output to its input: (location term, PatchNCE on O -> B_hat,
+        identity PatchNCE on clean crops, mean |G_B(clean) - clean|); each zero when off."""
+        c = self.cfg
+        zero = torch.zeros((), device=self.device)
+        # G_B runs on the clean crops before the contrasts: another order sums gradients in another
+        # order, and a short GAN run amplifies that into a different result.
+        clean_pass = None
+        if c.nce_identity or c.lambda_identity > 0:
+            clean_pass = self.G_B.forward_with_features(clean, c.nce_layers)
         loss_nce = self._location_contrast(rainy, feats_o, background)
-        if not self.cfg.nce_identity or clean_pass is None:
-            return loss_nce, loss_nce, torch.zeros((), device=self.device)
+        if clean_pass is None:
+            return loss_nce, loss_nce, zero, zero
         identity, feats_c = clean_pass
+        loss_l1 = (identity.float() - clean.float()).abs().mean() if c.lambda_identity > 0 else zero
+        if not c.nce_identity:
+            return loss_nce, loss_nce, zero, loss_l1
         loss_idt = self._location_contrast(clean, feats_c, identity)
-        return 0.5 * (loss_nce + loss_idt), loss_nce, loss_idt
-
-    def identity_loss(self, clean: Tensor, clean_pass: tuple[Tensor, list[Tensor]] | None) -> Tensor:
-        """Mean |G_B(clean) - clean|: a clean image has no rain to remove (zero when off)."""
-        if self.cfg.lambda_identity <= 0 or clean_pass is None:
-            return torch.zeros((), device=self.device)
-        return (clean_pass[0].float() - clean.float()).abs().mean()
+        return 0.5 * (loss_nce + loss_idt), loss_nce, loss_idt, loss_l1
 
     def _layer_contrast(self, background: Tensor, rain: Tensor, d_feats_b: list[Tensor]) -> Tensor:
         """Supervised contrast of non-local background samples vs rain samples on D's features."""
@@ -194,9 +193,7 @@ class NLCLTrainer:
             pred, d_feats_b = self.D.forward_with_features(background, c.layer_levels)
             loss_gan = lsgan_loss(pred, True)
             loss_layer = self._layer_contrast(background, rain, d_feats_b)
-            clean_pass = self.clean_pass(clean)
-            loss_location, loss_nce, loss_nce_idt = self.location_loss(rainy, feats_o, background, clean, clean_pass)
-            loss_identity = self.identity_loss(clean, clean_pass)
+            loss_location, loss_nce, loss_nce_idt, loss_identity = self.content_losses(rainy, feats_o, background, clean)
             loss_cons = consistency_loss(background, rain, rainy)
             loss_sparse = sparsity_loss(background, rainy)
             total = (

@@ -89,7 +89,7 @@ def make_demo_data(out: Path, size: int = FAST.size, seed: int = 0) -> Path:
     depend on instead of hashing image folders. Returns the index path.
     """
     from collection.images import save_image
-    from collection.synth import add_rain, image_seed, write_pair
+    from collection.synth import add_rain, image_seed, unpaired_halves, write_pair
 
     root = sample_dir()
     out = Path(out)
@@ -107,9 +107,7 @@ def make_demo_data(out: Path, size: int = FAST.size, seed: int = 0) -> Path:
         if rainy_target.exists() and clean_target.exists():
             continue
         image = _resized(root / name, size * 2)  # each half keeps a short side of about `size`
-        half = image.shape[1] // 2
-        left, right = np.ascontiguousarray(image[:, :half]), np.ascontiguousarray(image[:, half:])
-        rainy_half, clean_half = (left, right) if k % 2 == 0 else (right, left)
+        rainy_half, clean_half = unpaired_halves(image, swap=k % 2 == 1)
         save_image(add_rain(rainy_half, "rain100l", image_seed(seed, stem), return_layer=False)[0], rainy_target)
         save_image(clean_half, clean_target)
     index = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -18,7 +18,7 @@ import skimage.data
 import torch
 
 import baselines
-from collection.synth import add_rain
+from collection.synth import add_rain, unpaired_halves
 from rainbench.demo import FAST
 from rainbench.metrics import create_metric
 
@@ -44,10 +44,8 @@ def tensor(im: np.ndarray) -> torch.Tensor:
 def data() -> dict[str, list]:
     rainy, clean = [], []
     for i, name in enumerate(TRAIN_SCENES):
-        im = photo(name)
-        half = im.shape[1] // 2
-        a, b = (im[:, :half], im[:, half:]) if i % 2 == 0 else (im[:, half:], im[:, :half])
-        rainy.append(tensor(add_rain(np.ascontiguousarray(a), "rain100l", seed=10 + i)[0]))
+        a, b = unpaired_halves(photo(name), swap=i % 2 == 1)
+        rainy.append(tensor(add_rain(a, "rain100l", seed=10 + i)[0]))
         clean.append(tensor(b))
     test = [(tensor(add_rain(photo(n), "rain100l", seed=50 + i)[0]), tensor(photo(n))) for i, n in enumerate(TEST_SCENES)]
     return {"rainy": rainy, "clean": clean, "test": test}
