@@ -26,7 +26,7 @@ SAMPLINGS = ("random", "nonlocal")
 
 # The NLCLConfig fields CUT uses; the layer-contrast, consistency and sparsity ones do not apply.
 CUT_FIELDS = (
-    "ngf", "n_blocks", "residual", "ndf", "n_layers_d", "d_norm", "head_dim", "init_gain", "lambda_gan", "lambda_location",
+    "ngf", "n_blocks", "residual", "g_padding", "ndf", "n_layers_d", "d_norm", "head_dim", "init_gain", "lambda_gan", "lambda_location",
     "nce_identity", "lambda_identity", "patch_size", "window", "num_patches", "nce_temperature", "nce_layers",
     "lr", "betas", "n_epochs", "n_epochs_decay", "decay_fraction", "amp", "checkpoint_activations",
 )

@@ -106,7 +106,7 @@ class NLCLMethod(Method):
             raise MethodError(f"method {self.info.name!r}: {exc}") from None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self.generator = nlcl.Generator(cfg.ngf, cfg.n_blocks, residual=cfg.residual)
+            self.generator = nlcl.Generator(cfg.ngf, cfg.n_blocks, residual=cfg.residual, padding=cfg.g_padding)
         self.tile = self.config.tile
 
     def networks(self) -> dict[str, nn.Module]:

@@ -52,7 +52,7 @@ def save_generator(generator: Generator, path: str | Path) -> None:
     """Write one generator with its size, loadable by :func:`load_generator`."""
     _atomic_save(
         {"format": GENERATOR_FORMAT, "ngf": generator.ngf, "n_blocks": generator.n_blocks,
-         "residual": generator.residual, "state_dict": generator.state_dict()},
+         "residual": generator.residual, "padding": generator.padding, "state_dict": generator.state_dict()},
         path,
     )
 
@@ -63,15 +63,18 @@ def _strip_prefix(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def generator_from_state_dict(sd: dict[str, torch.Tensor], source: str = "state dict",
-                              residual: bool = False) -> Generator:
-    """Build a Generator whose size is read from a released-layout state dict, and load it strictly."""
+                              residual: bool = False, padding: str = "zero") -> Generator:
+    """Build a Generator whose size is read from a released-layout state dict, and load it strictly.
+
+    Released state dicts carry no padding mode: they are the authors' zero-padded architecture.
+    """
     sd = _strip_prefix(sd)
     if "gen.0.weight" not in sd:
         raise ValueError(f"NLCL weights {source}: no 'gen.0.weight' key, not an NLCL generator state dict")
     ngf = int(sd["gen.0.weight"].shape[0])
     blocks = {int(m.group(1)) for k in sd if (m := re.match(r"gen\.(\d+)\.model\.", k))}
     n_blocks = len(blocks)
-    generator = Generator(ngf=ngf, n_blocks=n_blocks, residual=residual)
+    generator = Generator(ngf=ngf, n_blocks=n_blocks, residual=residual, padding=padding)
     missing, unexpected = generator.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise ValueError(
@@ -96,10 +99,12 @@ def load_generator(path: str | Path, which: str = "background", map_location: st
     fmt = obj.get("format")
     if fmt == TRAINER_FORMAT:
         cfg = NLCLConfig.from_dict(obj["config"])
-        generator = Generator(cfg.ngf, cfg.n_blocks, residual=cfg.residual and which == "background")
+        generator = Generator(cfg.ngf, cfg.n_blocks, residual=cfg.residual and which == "background",
+                              padding=cfg.g_padding)
         generator.load_state_dict(obj[_WHICH[which]])
     elif fmt == GENERATOR_FORMAT:
-        generator = generator_from_state_dict(obj["state_dict"], str(path), residual=bool(obj.get("residual", False)))
+        generator = generator_from_state_dict(obj["state_dict"], str(path), residual=bool(obj.get("residual", False)),
+                                              padding=str(obj.get("padding", "zero")))
     else:
         sd = obj.get("state_dict", obj)
         generator = generator_from_state_dict(sd, str(path))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 VARIANTS = ("symmetric", "asymmetric")
 D_NORMS = ("instance", "none")
+G_PADDINGS = ("zero", "reflect")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class NLCLConfig:
     # "instance" as released. InstanceNorm normalises away each crop's feature statistics: trained
     # alone for 300 steps it did not tell held-out light-rain images from clean ones, "none" did.
     d_norm: Literal["instance", "none"] = "instance"
+    # "zero" as released: the authors' residual units are Conv2dBlock(pad_type="zero"), and their
+    # weights reproduce their outputs only with it. "reflect" avoids dark borders at crop edges
+    # in the project's own training; a checkpoint that does not say is zero-padded.
+    g_padding: Literal["zero", "reflect"] = "zero"
     head_dim: int = 256
     init_gain: float = 0.02
     # Off in the released code. On, G_B predicts a correction (B = O + G_B(O)) whose last conv
@@ -75,6 +80,8 @@ class NLCLConfig:
             raise ValueError(f"NLCLConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"NLCLConfig.d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
+        if self.g_padding not in G_PADDINGS:
+            raise ValueError(f"NLCLConfig.g_padding must be one of {G_PADDINGS}, got {self.g_padding!r}")
         if self.k_pos < 2 or self.k_neg < 2:
             raise ValueError("NLCLConfig: k_pos and k_neg must be >= 2 (each layer needs a positive)")
         if any(lv < 0 or lv > self.n_layers_d for lv in self.layer_levels):

@@ -9,15 +9,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .config import D_NORMS
+from .config import D_NORMS, G_PADDINGS
 
 
 class _PadConvNorm(nn.Module):
-    """Reflection pad, 3x3 conv, InstanceNorm (no affine), optional ReLU."""
+    """Zero (released) or reflection pad, 3x3 conv, InstanceNorm (no affine), optional ReLU."""
 
-    def __init__(self, channels: int, relu: bool) -> None:
+    def __init__(self, channels: int, relu: bool, padding: str = "zero") -> None:
         super().__init__()
-        self.pad = nn.ReflectionPad2d(1)
+        self.pad = nn.ZeroPad2d(1) if padding == "zero" else nn.ReflectionPad2d(1)
         self.conv = nn.Conv2d(channels, channels, 3)
         self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
@@ -29,9 +29,9 @@ class _PadConvNorm(nn.Module):
 class ResidualBlock(nn.Module):
     """Two pad-conv-IN units with an identity skip (released key layout ``model.{0,1}.conv``)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, padding: str = "zero") -> None:
         super().__init__()
-        self.model = nn.Sequential(_PadConvNorm(channels, relu=True), _PadConvNorm(channels, relu=False))
+        self.model = nn.Sequential(_PadConvNorm(channels, True, padding), _PadConvNorm(channels, False, padding))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.model(x)
@@ -59,17 +59,23 @@ class Generator(nn.Module):
     Full resolution throughout, no output activation; data range [-1, 1]. Module ``gen`` keeps the
     index layout of the authors' released state dicts so their weights load unchanged. With
     ``residual`` the network's output is added to its input (same parameters, same keys).
+    ``padding`` is the residual units' border mode: ``"zero"`` as released (every other conv
+    zero-pads in either mode), ``"reflect"`` an option for the project's own training.
     """
 
-    def __init__(self, ngf: int = 32, n_blocks: int = 16, in_channels: int = 3, residual: bool = False) -> None:
+    def __init__(self, ngf: int = 32, n_blocks: int = 16, in_channels: int = 3, residual: bool = False,
+                 padding: str = "zero") -> None:
         super().__init__()
+        if padding not in G_PADDINGS:
+            raise ValueError(f"Generator padding must be one of {G_PADDINGS}, got {padding!r}")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ngf, 3, padding=1)]
-        layers += [ResidualBlock(ngf) for _ in range(n_blocks)]
+        layers += [ResidualBlock(ngf, padding) for _ in range(n_blocks)]
         layers += [_TailBlock(ngf), nn.Conv2d(ngf, in_channels, 3, padding=1)]
         self.gen = nn.Sequential(*layers)
         self.ngf = ngf
         self.n_blocks = n_blocks
         self.residual = residual
+        self.padding = padding
         self.checkpointing = False
 
     def zero_last(self) -> None:

@@ -61,8 +61,8 @@ class NLCLTrainer:
         c = self.cfg
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.G_B = Generator(c.ngf, c.n_blocks, residual=c.residual)
-            self.G_R = Generator(c.ngf, c.n_blocks)
+            self.G_B = Generator(c.ngf, c.n_blocks, residual=c.residual, padding=c.g_padding)
+            self.G_R = Generator(c.ngf, c.n_blocks, padding=c.g_padding)
             self.D = Discriminator(c.ndf, c.n_layers_d, norm=c.d_norm)
             self.location_heads = nn.ModuleList(ProjectionHead(c.ngf, c.head_dim) for _ in c.nce_layers)
             self.layer_heads = nn.ModuleList(
