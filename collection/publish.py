@@ -112,6 +112,35 @@ def parse_size(text: str | int) -> int:
     return int(value)
 
 
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` if the Hub accepts it as a dataset repo ``ORG/NAME``, else a one-line :class:`PublishError`.
+
+    The rules are huggingface_hub's own ``validate_repo_id`` (characters, 96 per part, no ``--``,
+    ``..`` or ``.git``), plus the namespace a dataset upload needs.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise PublishError(f"{repo_id!r}: a dataset repo id is ORG/NAME (or USER/NAME)")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise PublishError(f"{repo_id if len(repo_id) <= 60 else repo_id[:57] + '...'!r}: not a valid Hub repo id "
+                           f"(letters, digits, '-', '_', '.'; at most 96 per part; no '--', '..' or trailing "
+                           f"'.git'; {len(repo_id)} characters given)") from exc
+    return repo_id
+
+
+def check_license_id(license: str) -> str:
+    """``license`` if the Hub knows it (:data:`collection.card.HUB_LICENSES`), else a one-line :class:`PublishError`."""
+    from collection.card import check_license
+
+    try:
+        return check_license(license)
+    except ValueError as exc:
+        raise PublishError(str(exc)) from None
+
+
 # ----------------------------------------------------------------------------- the tree
 
 
@@ -189,6 +218,8 @@ def dry_run(
     from collection.card import dataset_card, describe
 
     progress = progress or (lambda stage, done, total: None)
+    check_repo_id(repo_id)  # before anything is staged: the Hub would refuse the tree at upload time
+    check_license_id(license)
     shard_bytes = parse_size(shard_size)
     dsd = load_curated(dataset_dir)
     report = read_report(dataset_dir)
@@ -347,8 +378,7 @@ def upload(
     card = tree / "README.md"
     if not card.is_file():
         raise PublishError(f"{tree}: no README.md; write the tree with a dry run first")
-    if "/" not in repo_id:
-        raise PublishError(f"{repo_id}: a dataset repo id is ORG/NAME (or USER/NAME)")
+    check_repo_id(repo_id)
     if token is None and get_token() is None:
         raise PublishError("no Hugging Face token: run `hf auth login`, set HF_TOKEN or pass --token")
     api = HfApi(endpoint=endpoint, token=token)

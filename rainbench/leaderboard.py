@@ -11,6 +11,7 @@ identified by method name; a method that appears with two configurations is labe
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rainbench.results import read_results
+from rainbench.results import read_results, run_dir_problem
 
+log = logging.getLogger(__name__)
 ALL = "all"
 UP, DOWN = "↑", "↓"
 TABLE_COLUMNS = ["dataset", "subset", "metric", "arrow", "lower_better", "rank", "method", "mean", "ci_low", "ci_high",
@@ -46,10 +48,23 @@ class Leaderboard:
 
 
 def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
-    """The result rows of several runs, one table (later runs win on the same image, method, metric)."""
-    frames = [read_results(d) for d in run_dirs]
-    if not frames:
+    """The result rows of several runs, one table (later runs win on the same image, method, metric).
+
+    A folder without results (not a run directory, or a run that stored nothing yet) is skipped
+    with a warning naming it; none with results is a ValueError naming them all.
+    """
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
         raise ValueError("no run directories given")
+    frames = []
+    for d in run_dirs:
+        problem = run_dir_problem(d)
+        if problem is None:
+            frames.append(read_results(d))
+        else:
+            log.warning("%s: %s; ignored", d, problem)
+    if not frames:
+        raise ValueError(f"no results in {', '.join(map(str, run_dirs))}: none is a run directory with results")
     frame = pd.concat(frames, ignore_index=True)
     labels = frame.groupby("method")["method_config_hash"].nunique()
     multi = set(labels[labels > 1].index)

@@ -124,6 +124,16 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
     return frame.sort_values(KEY, kind="stable").reset_index(drop=True)[COLUMNS]
 
 
+def run_dir_problem(run_dir: str | Path) -> str | None:
+    """Why ``run_dir`` has nothing for a leaderboard (not a run directory, or no results yet); None when it has."""
+    run_dir = Path(run_dir)
+    if any((run_dir / PARTS_DIR).glob("part-*.parquet")) or (run_dir / CONSOLIDATED).is_file():
+        return None
+    if (run_dir / RUN_CONFIG).is_file():
+        return "a run directory without results yet (the run stopped before its first flush?)"
+    return f"not a run directory (no {RUN_CONFIG}, {PARTS_DIR}/ or {CONSOLIDATED}; `rainbench run --out` writes one)"
+
+
 def consolidate(run_dir: str | Path) -> Path:
     """Write ``RUN_DIR/results.parquet`` (every part merged, de-duplicated) and compact the parts into one."""
     run_dir = Path(run_dir)
@@ -165,11 +175,20 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from exc
 
 
+def _failed_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["error"].notna() & (frame["error"] != "")]
+
+
 def failures_per_method(frame: pd.DataFrame) -> dict[str, int]:
     """Per method: the number of images with at least one error row."""
-    failed = frame[frame["error"].notna() & (frame["error"] != "")]
+    failed = _failed_rows(frame)
     counts = failed.groupby("method")["image_id"].nunique()
     return {method: int(counts.get(method, 0)) for method in frame["method"].unique()}
+
+
+def failed_images(frame: pd.DataFrame) -> int:
+    """Images with at least one error row, whatever the method."""
+    return int(_failed_rows(frame)["image_id"].nunique())
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,10 @@ reports progress through a callback and returns a :class:`RunSummary`. Propertie
   resumed and uninterrupted runs give the same table;
 - a method that raises, returns NaN/inf or the wrong shape on an image records an error row for
   that image (value NaN, error text) and the run goes on; a failing batch is retried image by
-  image so one bad image never takes its batch-mates down with it;
+  image so one bad image never takes its batch-mates down with it. That includes a method that
+  calls ``sys.exit`` or raises any other ``BaseException``: only Ctrl-C (``KeyboardInterrupt``)
+  stops the run;
+- one process writes a run directory at a time (:func:`collection.lock.output_lock`);
 - outputs are quantised to uint8 before scoring, as a saved PNG would be, and can be saved so;
 - reference metrics are computed only for rows that have a clean image;
 - mixed precision (fp16 autocast) is used only on CUDA, and an image whose fp16 output is not
@@ -32,11 +35,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collection.lock import locks_output
 from rainbench.data import BenchDataset, Sample, open_dataset
 from rainbench.results import (
     ResultsError,
     ResultsWriter,
     consolidate,
+    failed_images,
     failures_per_method,
     read_results,
     read_run_config,
@@ -80,6 +85,10 @@ class RunSummary:
     """Images skipped because every requested (method, metric) result was already stored."""
     failures: dict[str, int]
     """Per method: images whose result rows carry an error (all runs into this directory)."""
+    failed_images: int
+    """Images with an error row for at least one method (all runs into this directory)."""
+    n_scored: int
+    """Images with result rows, failed or not (all runs into this directory)."""
     table: pd.DataFrame
     """One row per (method, metric): mean, n, failures, lower_better."""
     seconds: float
@@ -172,8 +181,20 @@ def _done_pairs(existing: pd.DataFrame, dataset: BenchDataset, methods: list[_Me
     return done
 
 
-def _error_text(exc: BaseException) -> str:
+def is_method_failure(exc: BaseException) -> bool:
+    """True for what a method may raise and the caller records per image: everything but Ctrl-C.
+
+    ``SystemExit`` (a method calling ``sys.exit``) is a failure of that image, not the end of the
+    process; ``KeyboardInterrupt`` and ``GeneratorExit`` keep their meaning and propagate.
+    """
+    return not isinstance(exc, (KeyboardInterrupt, GeneratorExit))
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a result row's ``error``: ``Type: first line of the message``."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the method called sys.exit({exc.code!r})"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -212,10 +233,12 @@ class _BatchRunner:
         try:
             y = self._call(method, x, self.amp)
             self._sync()
-        except Exception as exc:  # noqa: BLE001 - a method's failure is data, recorded per image
+        except BaseException as exc:  # a method's failure is data, recorded per image (sys.exit too)
+            if not is_method_failure(exc):
+                raise
             if n > 1:
                 return self._one_by_one(method, x)
-            return [None], [_error_text(exc)], [time.perf_counter() - start]
+            return [None], [error_text(exc)], [time.perf_counter() - start]
         if tuple(y.shape) != tuple(x.shape):
             if n > 1:
                 return self._one_by_one(method, x)
@@ -251,10 +274,12 @@ class _BatchRunner:
             values = torch.as_tensor(values).detach().double().reshape(-1).cpu().numpy()
             if len(values) != n:
                 raise ValueError(f"metric returned {len(values)} values for {n} images")
-        except Exception as exc:  # noqa: BLE001 - recorded per image
+        except BaseException as exc:  # recorded per image, as for methods
+            if not is_method_failure(exc):
+                raise
             if n > 1:
                 return [r for i in range(n) for r in self.score(metric, pred[i:i + 1], None if ref is None else ref[i:i + 1])]
-            return [(float("nan"), _error_text(exc))]
+            return [(float("nan"), error_text(exc))]
         # inf is a legitimate score (PSNR of a perfect reconstruction); NaN never is
         return [(float(v), None if not np.isnan(v) else "metric value is nan") for v in values]
 
@@ -339,6 +364,7 @@ def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+@locks_output("out")
 def run_benchmark(
     dataset: str | Path | BenchDataset,
     methods: Sequence[MethodRequest | tuple | Any],
@@ -446,7 +472,8 @@ def run_benchmark(
     return RunSummary(
         run_dir=out, run_id=run_id, dataset=dataset.name, split=dataset.split,
         dataset_fingerprint=dataset.fingerprint, n_images=int(meta["has_rainy"].sum()),
-        n_processed=n_done, n_resumed=n_resumed, failures=failures_per_method(frame), table=summary_table(frame),
+        n_processed=n_done, n_resumed=n_resumed, failures=failures_per_method(frame),
+        failed_images=failed_images(frame), n_scored=int(frame["image_id"].nunique()), table=summary_table(frame),
         seconds=time.perf_counter() - started,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -30,19 +31,28 @@ RECORD = "derain.json"
 @click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
               help="Process images larger than N pixels in N x N tiles (0 = never tile; default: the method's own).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
+@click.option("--keep-suffix", is_flag=True,
+              help="Keep the input's suffix in the output name (IMG_1.JPG -> IMG_1.JPG.png), so IMG_1.JPG and "
+                   "IMG_1.HEIC do not clash.")
 @common_options
 def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, config: tuple[str, ...], out: Path,
-            fmt: str, tile: int | None, overwrite: bool, common) -> None:
+            fmt: str, tile: int | None, overwrite: bool, keep_suffix: bool, common) -> None:
     """Derain INPUT images or folders (recursively) with one method and write the results to --out.
 
     Re-running skips outputs that already exist; a file that cannot be read or derained is reported
-    and the others go on (the exit code is non-zero if any failed).
+    and the others go on (the exit code is non-zero if any failed). Inputs that would write the same
+    output (IMG_1.JPG and IMG_1.png) are refused before any work; broken links are reported and skipped.
     """
     import torch
+    from rich.markup import escape
 
     import baselines
+    from collection.lock import OutputLockedError, output_lock
 
     options = parse_key_values(config, "--config", several=True)
+    found = _collect(inputs, out, fmt, keep_suffix)
+    if found.clashes:
+        raise click.UsageError(_clash_message(found.clashes, out))
     device = common.torch_device()
     torch.manual_seed(common.seed)
     try:
@@ -56,50 +66,114 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
     if tile is not None:
         method.tile = tile
     record = _record(method, weights)
-    _check_record(out, record, overwrite)
+    try:
+        with output_lock(out):
+            done, skipped, failures = _derain_all(method, found.jobs, record, out, overwrite, common)
+    except OutputLockedError as exc:
+        raise click.ClickException(str(exc)) from None
+    for link, why in found.broken:
+        stderr_console().print(f"[yellow]skipped[/yellow]: {escape(f'{link}: {why}')}", highlight=False, soft_wrap=True)
+    links = f", {len(found.broken)} broken link(s) skipped" if found.broken else ""
+    stdout_console().print(
+        f"derain: {done} written, {skipped} already present, {len(failures)} failed{links}; method {method_name} "
+        f"(config {method.config_hash}) into {out}", highlight=False, soft_wrap=True)
+    if failures:
+        click.get_current_context().exit(1)
 
-    jobs = _collect(inputs, out, fmt)
+
+def _derain_all(method, jobs: list[tuple[Path, Path]], record: dict, out: Path, overwrite: bool,
+                common) -> tuple[int, int, list[str]]:
+    """Derain every job (holding the output lock); returns written, skipped and failure lines."""
+    from rich.markup import escape
+
+    from rainbench.runner import is_method_failure
+
+    _check_record(out, record, overwrite)
     done = skipped = 0
     failures: list[str] = []
-    for source, target in track(common, jobs, len(jobs), f"derain {method_name}"):
-        if target is None:
-            failures.append(f"{source}: another input has the same relative name")
-            continue
+    for source, target in track(common, jobs, len(jobs), f"derain {record['method']}"):
         if target.exists() and not overwrite:
             skipped += 1
             continue
         try:
             _derain_file(method, source, target)
             done += 1
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+        except BaseException as exc:  # one bad file must not stop the others; a method's sys.exit neither
+            if not is_method_failure(exc):
+                raise
             failures.append(_one_line(source, exc))
-            stderr_console().print(f"[red]failed[/red]: {failures[-1]}", highlight=False)
+            stderr_console().print(f"[red]failed[/red]: {escape(failures[-1])}", highlight=False, soft_wrap=True)
     _write_record(out, record)
-    stdout_console().print(
-        f"derain: {done} written, {skipped} already present, {len(failures)} failed; method {method_name} "
-        f"(config {method.config_hash}) into {out}", highlight=False)
-    if failures:
-        click.get_current_context().exit(1)
+    return done, skipped, failures
 
 
-def _collect(inputs: tuple[Path, ...], out: Path, fmt: str) -> list[tuple[Path, Path | None]]:
-    """(input file, output path) for every image under ``inputs``; None marks a name clash."""
+@dataclass
+class _Found:
+    """What the inputs hold: (input, output) jobs, outputs claimed by several inputs, broken links."""
+
+    jobs: list[tuple[Path, Path]] = field(default_factory=list)
+    clashes: dict[Path, list[Path]] = field(default_factory=dict)
+    broken: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _collect(inputs: tuple[Path, ...], out: Path, fmt: str, keep_suffix: bool = False) -> _Found:
+    """Every image under ``inputs`` with its output path; clashes and broken links set apart."""
+    import os
+
     from collection.images import is_image_file
 
-    pairs: list[tuple[Path, Path | None]] = []
-    seen: set[Path] = set()
+    found = _Found()
+    claims: dict[str, list[tuple[Path, Path]]] = {}
+    own = Path(os.path.abspath(out))
     for item in inputs:
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and is_image_file(p)
-                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
-            named = [(p, p.relative_to(item)) for p in files]
+            named = []
+            for p in sorted(item.rglob("*")):
+                relative = p.relative_to(item)
+                if any(part.startswith(".") for part in relative.parts) or not is_image_file(p):
+                    continue
+                if own in Path(os.path.abspath(p)).parents:  # an --out inside an input: never our own outputs
+                    continue
+                if p.is_file():
+                    named.append((p, relative))
+                elif p.is_symlink():
+                    found.broken.append((p, _link_problem(p)))
         else:
             named = [(item, Path(item.name))]
         for source, relative in named:
-            target = out / relative.with_suffix(f".{fmt}")
-            pairs.append((source, None if target in seen else target))
-            seen.add(target)
-    return pairs
+            name = f"{relative.name}.{fmt}" if keep_suffix else f"{relative.stem}.{fmt}"
+            target = out / relative.parent / name
+            # normcase: on a case-insensitive system IMG_1.png and img_1.png are one file
+            claims.setdefault(os.path.normcase(str(target)), []).append((source, target))
+    for claimants in claims.values():
+        if len(claimants) > 1:
+            found.clashes[claimants[0][1]] = [source for source, _ in claimants]
+        else:
+            found.jobs.append(claimants[0])
+    return found
+
+
+def _link_problem(link: Path) -> str:
+    """Why a symbolic link cannot be read: a loop, or a missing target."""
+    import errno
+    import os
+
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"broken symbolic link (target {os.readlink(link)} does not exist)"
+    return f"symbolic link to {os.readlink(link)}, not a file"
+
+
+def _clash_message(clashes: dict[Path, list[Path]], out: Path) -> str:
+    """One line: which inputs would write the same output, and the ways out."""
+    shown = "; ".join(f"{', '.join(str(s) for s in sources)} would all write {target}"
+                      for target, sources in list(clashes.items())[:3])
+    more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+    return (f"{sum(len(s) for s in clashes.values())} inputs clash on {len(clashes)} output name(s): {shown}{more}; "
+            "nothing was written. Use --keep-suffix (IMG_1.JPG -> IMG_1.JPG.png), or derain them into separate --out folders")
 
 
 def _derain_file(method, source: Path, target: Path) -> None:
@@ -112,8 +186,11 @@ def _derain_file(method, source: Path, target: Path) -> None:
     save_image(to_uint8(result)[0], target)
 
 
-def _one_line(source: Path, exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _one_line(source: Path, exc: BaseException) -> str:
+    from rainbench.runner import error_text
+
+    text = error_text(exc) if isinstance(exc, SystemExit) else (
+        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     return text if text.startswith(str(source)) else f"{source}: {text}"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, stdout_console
+from rainbench.cli.common import common_options, stderr_console, stdout_console
 
 
 def _split_list(value: str, option: str, allowed: set[str] | None = None) -> list[str]:
@@ -41,6 +41,7 @@ def command(common, run_dirs, formats, by, out, bootstrap, confidence) -> None:
     and metric_specs.json (the exact convention of every metric) to --out.
     """
     import pandas as pd
+    from rich.markup import escape
     from rich.table import Table
 
     from rainbench.leaderboard import (
@@ -49,9 +50,19 @@ def command(common, run_dirs, formats, by, out, bootstrap, confidence) -> None:
         wide_table,
         write_leaderboard,
     )
+    from rainbench.results import run_dir_problem
 
     format_list = _split_list(formats, "--format", {"md", "csv", "html", "json"})
     by_list = _split_list(by, "--by", {"source", "rain_kind"})
+    # Shown even with -q: a folder silently left out changes the table.
+    problems = {d: run_dir_problem(d) for d in run_dirs}
+    for d, problem in problems.items():
+        if problem:
+            stderr_console().print(f"[yellow]ignored[/yellow]: {escape(f'{d}: {problem}')}", highlight=False,
+                                   soft_wrap=True)
+    run_dirs = tuple(d for d, problem in problems.items() if problem is None)
+    if not run_dirs:
+        raise click.ClickException(f"none of {', '.join(map(str, problems))} is a run directory with results")
     out = out or run_dirs[0] / "leaderboard"
     lb = build_leaderboard(load_runs(run_dirs), by=by_list, confidence=confidence, n_boot=bootstrap, seed=common.seed)
     written = write_leaderboard(lb, out, format_list, run_dirs=run_dirs)

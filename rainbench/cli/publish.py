@@ -26,10 +26,21 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 
 def _repo_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    parts = value.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise click.BadParameter(f"{value!r}: expected ORG/NAME")
-    return value
+    from collection.publish import PublishError, check_repo_id
+
+    try:
+        return check_repo_id(value)
+    except PublishError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _license(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from collection.publish import PublishError, check_license_id
+
+    try:
+        return check_license_id(value)
+    except PublishError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("publish")
@@ -43,7 +54,7 @@ def _repo_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Write the exact repository tree into DIR and upload nothing.")
 @click.option("--shard-size", default="500MB", show_default=True, callback=_size, metavar="SIZE",
               help="Target size of one Parquet shard (e.g. 500MB, 2GiB).")
-@click.option("--license", "license_", default="cc-by-4.0", show_default=True, metavar="ID",
+@click.option("--license", "license_", default="cc-by-4.0", show_default=True, metavar="ID", callback=_license,
               help="Licence of your own images (Hub licence id); public sets keep their own terms.")
 @click.option("--keep-gps", is_flag=True, help="Publish GPS and other personal EXIF data (removed by default).")
 @click.option("--pretty-name", default=None, help="Human-readable dataset name for the card (default: from the repo name).")

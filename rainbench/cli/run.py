@@ -50,9 +50,11 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
               help="Write results to disk every N images (a crash loses at most that many).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory; re-running with the same directory resumes.")
+@click.option("--allow-failures", is_flag=True,
+              help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
 @common_options
 def command(common, methods, weights, configs, dataset, split, metrics, batch_size, save_outputs, weights_dir,
-            niqe_model, offline, amp, no_identity, flush_every, out) -> None:
+            niqe_model, offline, amp, no_identity, flush_every, out, allow_failures) -> None:
     """Benchmark methods on a dataset with reference and no-reference metrics.
 
     \b
@@ -60,8 +62,10 @@ def command(common, methods, weights, configs, dataset, split, metrics, batch_si
       rainbench run --method identity --method nlcl --weights nlcl=nlcl.pt \\
           --dataset data/ --metrics psnr,ssim,niqe --out runs/first
     Results go to RUN_DIR/results.parquet (one row per image x method x metric);
-    an interrupted run resumes when run again with the same --out.
+    an interrupted run resumes when run again with the same --out. The exit code is 1 when any
+    image of the run directory failed for any method (unless --allow-failures).
     """
+    from collection.lock import OutputLockedError
     from rainbench.runner import MethodRequest, run_benchmark
 
     metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
@@ -76,13 +80,19 @@ def command(common, methods, weights, configs, dataset, split, metrics, batch_si
             raise click.BadParameter(f"{', '.join(stray)} is not a --method of this run", param_hint=option)
     requests = [MethodRequest(n, weight_files.get(n), method_configs.get(n, {})) for n in names]
 
-    with _progress_callback(common) as on_progress:
-        summary = run_benchmark(
-            dataset, requests, metric_names, out, split=split, device=common.torch_device(), batch_size=batch_size,
-            save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=weights_dir,
-            niqe_model=niqe_model, offline=offline, include_identity=not no_identity, amp=amp, flush_every=flush_every,
-        )
+    try:
+        with _progress_callback(common) as on_progress:
+            summary = run_benchmark(
+                dataset, requests, metric_names, out, split=split, device=common.torch_device(), batch_size=batch_size,
+                save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=weights_dir,
+                niqe_model=niqe_model, offline=offline, include_identity=not no_identity, amp=amp,
+                flush_every=flush_every,
+            )
+    except OutputLockedError as exc:
+        raise click.ClickException(str(exc)) from None
     _print_summary(summary, common)
+    if summary.failed_images and not allow_failures:
+        click.get_current_context().exit(1)
 
 
 class _progress_callback:
@@ -127,6 +137,8 @@ def _print_summary(summary, common) -> None:
                       str(int(row.n)), str(int(row.failures)) if row.failures else "")
     console.print(table)
     failed = {m: n for m, n in summary.failures.items() if n}
-    note = f"; failures: {', '.join(f'{m} {n}' for m, n in failed.items())} image(s)" if failed else ""
+    note = (f"; {summary.failed_images} of {summary.n_scored} image(s) failed "
+            f"({', '.join(f'{m} {n}' for m, n in failed.items())}; reasons in the error column)") if failed else ""
     console.print(f"{summary.n_processed} image(s) scored, {summary.n_resumed} already done, "
-                  f"{summary.seconds:.1f} s{note}. Results: {summary.run_dir / 'results.parquet'}")
+                  f"{summary.seconds:.1f} s{note}. Results: {summary.run_dir / 'results.parquet'}", highlight=False,
+                  soft_wrap=True)
