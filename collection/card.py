@@ -87,6 +87,35 @@ _OWN = {"plain": "own photographs", "paired": "own paired photographs", "unpaire
         "video": "frames of own videos", "synth": "synthetic rain (rainbench synth) over own clean images"}
 
 
+HUB_LICENSES = frozenset((
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
+    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "h-research",
+    "intel-research", "lppl-1.3c", "ms-pl", "apple-ascl", "apple-amlr", "mpl-2.0", "odc-by", "odbl", "openmdw-1.0",
+    "openmdw-1.1", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl", "lgpl-lr",
+    "deepfloyd-if-license", "fair-noncommercial-research-license", "llama2", "llama3", "llama3.1", "llama3.2",
+    "llama3.3", "llama4", "grok2-community", "gemma", "unknown", "other",
+))
+"""The licence identifiers a Hub card's ``license:`` accepts, as listed in the Hub documentation
+(huggingface/hub-docs, docs/hub/repositories-licenses.md, 2026-08). huggingface_hub ships no such list."""
+
+
+def check_license(license: str) -> str:
+    """``license`` if it is a Hub licence identifier, else ValueError naming it and the closest ids."""
+    import difflib
+
+    if license in HUB_LICENSES:
+        return license
+    close = difflib.get_close_matches(license.lower(), sorted(HUB_LICENSES), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ValueError(f"--license {license!r} is not a Hub licence identifier; {hint}"
+                     "see https://huggingface.co/docs/hub/repositories-licenses (e.g. cc-by-4.0, cc-by-nc-4.0, mit)")
+
+
 def known_source(source: str, layout: str | None) -> KnownSource | None:
     """The public set a source comes from, by its layout or, failing that, its name."""
     if layout in KNOWN_SOURCES:
@@ -285,6 +314,7 @@ def dataset_card(
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard, DatasetCardData
 
+    check_license(license)
     pretty = pretty_name or repo_id.split("/")[-1].replace("-", " ").replace("_", " ").strip() or repo_id
     yaml_license, license_name = _license(stats, license)
     tags = ["image-deraining", "rain-removal", "image-restoration", "real-rain", "rainbench"]

@@ -35,6 +35,7 @@ import pandas as pd
 
 from collection.build import build_dataset, columns, dataset_fingerprint
 from collection.images import DEFAULT_MAX_PIXELS
+from collection.lock import locks_output
 from collection.manifest import (
     CACHE_DIR,
     ProbeCache,
@@ -343,6 +344,7 @@ def _dataset_rows(frame: pd.DataFrame, keep_gps: bool) -> dict[str, list[dict[st
     return out
 
 
+@locks_output("out")  # one writer per output folder: a second ingest into it fails at once, naming the first
 def ingest(
     sources: list[SourceSpec],
     out: Path,

@@ -81,9 +81,14 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
         split_file=split_file, seed=common.seed, keep_gps=keep_gps, fps=fps, filters=tuple(filters),
         workers=common.n_workers(),
     )
-    with progress(common) as bar:
-        report = stage_reporter(bar, _STAGES)
-        summary = ingest(specs, out, options, progress=report)
+    from collection.lock import OutputLockedError
+
+    try:
+        with progress(common) as bar:
+            report = stage_reporter(bar, _STAGES)
+            summary = ingest(specs, out, options, progress=report)
+    except OutputLockedError as exc:  # one line, no traceback hint: the user only has to wait or pick another --out
+        raise click.ClickException(str(exc)) from None
     _show(summary)
 
 
