@@ -23,7 +23,7 @@ from collection.probe import ProbeTask, derived_bytes
 
 ROW_COLUMNS: tuple[str, ...] = (
     "id", "rainy", "clean", "role", "source", "layout", "path", "clean_path", "width", "height",
-    "format", "sha256", "phash", "dup_group", "scene", "rain_kind", "camera_make", "camera_model",
+    "format", "sha256", "phash", "dup_group", "duplicate_of", "scene", "rain_kind", "camera_make", "camera_model",
     "lens_model", "datetime_original", "exposure_time", "f_number", "focal_length_mm", "iso",
     "orientation", "gps_latitude", "gps_longitude", "gps_altitude", "sharpness", "brightness",
     "contrast", "noise",
@@ -46,7 +46,7 @@ def features(keep_gps: bool = False):
         "source": Value("string"), "layout": Value("string"), "path": Value("string"),
         "clean_path": Value("string"), "width": Value("int32"), "height": Value("int32"),
         "format": Value("string"), "sha256": Value("string"), "phash": Value("string"),
-        "dup_group": Value("string"), "scene": Value("string"), "rain_kind": Value("string"),
+        "dup_group": Value("string"), "duplicate_of": Value("string"), "scene": Value("string"), "rain_kind": Value("string"),
         "camera_make": Value("string"), "camera_model": Value("string"), "lens_model": Value("string"),
         "datetime_original": Value("string"), "exposure_time": Value("float64"),
         "f_number": Value("float64"), "focal_length_mm": Value("float64"), "iso": Value("int32"),

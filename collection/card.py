@@ -201,9 +201,27 @@ def _curation(report: dict[str, Any]) -> list[str]:
     clusters = (report.get("clusters") or {}).get("count")
     if clusters is not None:
         lines += [f"Duplicate clusters: {clusters}; scenes: {report.get('scenes', 'n/a')}.", ""]
+    if report.get("flagged_duplicates"):
+        flagged = sum(report["flagged_duplicates"].values())
+        lines += [f"Near-duplicates kept and flagged (`duplicate_of` set, e.g. a benchmark's repeated "
+                  f"backgrounds): {flagged} rows.", ""]
+    lines += _leakage(report.get("leakage") or {})
     if report.get("fingerprint"):
         lines += [f"Dataset fingerprint: `{report['fingerprint']}`.", ""]
     return lines
+
+
+def _leakage(leakage: dict[str, Any]) -> list[str]:
+    """The card's summary of the curation report's leakage table (pairs of source/split that share scenes)."""
+    pairs = [p for p in leakage.get("pairs") or [] if p.get("a") != p.get("b")]
+    if not leakage:
+        return []
+    if not pairs:
+        return ["Leakage: no scene (a pair's clean image, else the image) is shared by two sources or splits.", ""]
+    lines = ["Scenes shared between sources or splits (rows of the first linked to the second; across splits "
+             "the training-side copies were removed, see `report/report.md`):", ""]
+    return lines + _table(["rows of", "linked to", "rows", "removed"],
+                          [[p["a"], p["b"], p["rows"], p["removed"]] for p in pairs[:20]])
 
 
 def _policies(report: dict[str, Any], keep_gps: bool, scrubbed_images: int) -> list[str]:
@@ -212,15 +230,18 @@ def _policies(report: dict[str, Any], keep_gps: bool, scrubbed_images: int) -> l
         "perceptual hashes (pHash) within the ingest radius (`--radius`, 8 by default)"
     lines = [
         "### Deduplication", "",
-        f"Rainy images (and, separately, unpaired clean images) were clustered: exact copies by sha256 or by "
-        f"identical pixels, near copies by {near}. Each cluster keeps one representative (the largest, then the "
-        "sharpest); the others are listed as duplicates in the curation report. Clean images shared by several "
-        "rainy renderings of one scene (DDN, GT-RAIN) are kept for every pair.", "",
+        "Rows were clustered by their scene identity (a pair's clean image, the background, else the image "
+        f"itself): exact copies by sha256 or by identical pixels, near copies by {near}; images without "
+        "structure (flat colours) match by exact pixels only. In splits fixed by a public layout or a split file, "
+        "near-duplicates are kept and flagged (`duplicate_of`), so published numbers over the whole test set can "
+        "be reproduced; elsewhere each cluster keeps one representative (the largest, then the sharpest). Clean "
+        "images shared by several rainy renderings of one scene (DDN, GT-RAIN) are kept for every pair.", "",
         "### Splits", "",
         "Rows sharing a scene (layout scene, video, or EXIF capture session), a clean image or a duplicate "
         "cluster are assigned to the same split, so near-duplicates never straddle splits. Splits fixed by a "
-        "public layout (e.g. Rain100's train/test) are kept; the rest are drawn with a fixed seed, stratified "
-        "by `rain_kind` where tagged.", "",
+        "public layout (e.g. Rain100's train/test) are kept whole; where a scene is fixed to two splits, the "
+        "training-side copy is removed. The rest are drawn with a fixed seed, stratified by `rain_kind` where "
+        "tagged, and keep their split when the dataset grows.", "",
         "### Privacy (EXIF)", "",
     ]
     if keep_gps:

@@ -257,18 +257,27 @@ def cluster(
     hashes: np.ndarray | Sequence[int],
     radius: int = DEFAULT_RADIUS,
     exact_keys: Sequence[str | None] | None = None,
+    searchable: np.ndarray | Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Cluster label per item: transitive closure of Hamming <= radius and equal non-None exact keys.
 
     A label is the smallest index among the cluster's members, so an unduplicated item is labelled
     with its own index and the partition does not depend on the order of processing. Exact keys
     (sha256 of the bytes, :func:`~collection.phash.pixel_hash`) join items whatever their hashes.
+    Items with ``searchable`` False (hashes without structure, :func:`~collection.phash.informative`)
+    join by exact keys only: their hashes take no part in the Hamming search.
     """
     hashes = _hash_array(hashes)
     radius = _check_radius(radius)
     n = len(hashes)
     if n == 0:
         return np.empty(0, dtype=np.int64)
+    if searchable is not None:
+        searchable = np.asarray(searchable, dtype=bool)
+        if searchable.shape != (n,):
+            raise ValueError(f"searchable has shape {searchable.shape}, expected ({n},) like hashes")
+        if not searchable.all():
+            return _cluster_split(hashes, radius, exact_keys, searchable)
     uniq, inverse = np.unique(hashes, return_inverse=True)
     inverse = inverse.ravel().astype(np.int64)
     u = len(uniq)
@@ -303,27 +312,51 @@ def cluster(
     return _smallest_member_labels(label[inverse])
 
 
+def _cluster_split(
+    hashes: np.ndarray, radius: int, exact_keys: Sequence[str | None] | None, searchable: np.ndarray
+) -> np.ndarray:
+    """:func:`cluster` where only ``searchable`` items enter the Hamming search; exact keys join everything."""
+    n = len(hashes)
+    inside = np.flatnonzero(searchable)
+    label = np.arange(n, dtype=np.int64)
+    if len(inside):
+        label[inside] = inside[cluster(hashes[inside], radius)]
+    i, j = [label], [np.arange(n, dtype=np.int64)]
+    if exact_keys is not None:
+        codes = _exact_key_codes(exact_keys, n)
+        present = np.flatnonzero(codes >= 0)
+        _, first = np.unique(codes[present], return_index=True)
+        anchor = np.empty(int(codes.max(initial=-1)) + 1, dtype=np.int64)
+        anchor[codes[present[first]]] = present[first]
+        i.append(present)
+        j.append(anchor[codes[present]])
+    return _smallest_member_labels(_components(n, np.concatenate(i), np.concatenate(j)))
+
+
 def choose_representatives(
     labels: np.ndarray | Sequence[int],
     width: np.ndarray | Sequence[int],
     height: np.ndarray | Sequence[int],
     sharpness: np.ndarray | Sequence[float],
+    priority: np.ndarray | Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Boolean mask, True for one item per cluster: most pixels, then sharpest, then lowest index.
+    """Boolean mask, True for one item per cluster: lowest priority, most pixels, sharpest, lowest index.
 
     The largest copy keeps the most detail (originals beat resized or cropped copies); among equal
     sizes the sharpest copy wins (the steadiest frame of a burst); a NaN sharpness ranks last.
+    ``priority`` (lower first; default all equal) puts e.g. rows of a fixed test split before free copies.
     """
     labels = np.asarray(labels)
     n = len(labels)
-    columns = {"width": np.asarray(width), "height": np.asarray(height), "sharpness": np.asarray(sharpness)}
+    columns = {"width": np.asarray(width), "height": np.asarray(height), "sharpness": np.asarray(sharpness),
+               "priority": np.zeros(n, dtype=np.int64) if priority is None else np.asarray(priority)}
     for name, column in columns.items():
         if column.shape != (n,):
             raise ValueError(f"{name} has shape {column.shape}, expected ({n},) like labels")
     pixels = columns["width"].astype(np.int64) * columns["height"].astype(np.int64)
     sharp = np.nan_to_num(columns["sharpness"].astype(np.float64), nan=-np.inf)
-    # lexsort: last key is primary. Within a label: most pixels, then sharpest, then lowest index.
-    order = np.lexsort((np.arange(n), -sharp, -pixels, labels))
+    # lexsort: last key is primary. Within a label: priority, most pixels, sharpest, lowest index.
+    order = np.lexsort((np.arange(n), -sharp, -pixels, columns["priority"], labels))
     first = np.ones(n, dtype=bool)
     first[1:] = labels[order][1:] != labels[order][:-1]
     chosen = np.zeros(n, dtype=bool)

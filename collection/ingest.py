@@ -5,15 +5,11 @@ progress through an optional ``progress(stage, done, total)`` callback. Curation
 
 - **quarantine, never drop**: every file seen gets a manifest row; bad files are ``quarantined``
   with a reason code (:data:`collection.probe.REASONS`);
-- **duplicates**: among rainy images (and separately among unpaired clean images), exact copies
-  (same sha256, or same pixels in another container) and near copies (pHash within ``radius``) are
-  clustered; the representative is the largest, then the sharpest; the others become
-  ``duplicate`` of it. Clean images of pairs are never deduplicated (DDN shares one clean image
-  between fourteen rainy ones), and rain variants of one clean image are never duplicates of each
-  other (they share a cluster, hence a split);
-- **scenes** (:mod:`collection.scenes`) and **splits**: rows sharing a scene, a clean image or a
-  cluster are grouped and the groups split together, stratified by ``rain_kind`` when tagged, honouring splits
-  fixed by the layout or a split file.
+- **duplicates, leakage, scenes and splits** (:mod:`collection.curate`): rows are clustered by
+  their identity image (a pair's clean image), flagged or dropped under ``duplicates``; rows of one
+  scene fixed to several splits lose their training-side copies; rows sharing a scene, a clean
+  image or a cluster are split together, stratified by ``rain_kind`` when tagged, honouring splits
+  fixed by the layout or a split file and the splits of the previous run in ``out``.
 
 The run is incremental: probe records are cached (:class:`collection.manifest.ProbeCache`); the
 dataset is rebuilt only when its content fingerprint changed.
@@ -21,7 +17,6 @@ dataset is rebuilt only when its content fingerprint changed.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -33,7 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collection import curate
 from collection.build import build_dataset, columns, dataset_fingerprint
+from collection.curate import DEFAULT_SPLIT  # noqa: F401 - re-exported: part of the ingest API
 from collection.images import DEFAULT_MAX_PIXELS
 from collection.lock import locks_output
 from collection.manifest import (
@@ -47,12 +44,9 @@ from collection.manifest import (
 )
 from collection.probe import ProbeOptions, ProbeTask, probe_all
 from collection.quality import failed_filter, parse_filter
-from collection.scenes import DEFAULT_SESSION_GAP_S, assign_scenes
+from collection.scenes import DEFAULT_SESSION_GAP_S
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SPLIT = "train=0.8,test=0.2"
-"""Split ratios used when neither ``split`` nor the layout fixes a row's split."""
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -83,6 +77,7 @@ class IngestOptions:
     min_side: int = 1024
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     radius: int = 8
+    duplicates: str = "auto"
     split: str | None = None
     split_file: Path | None = None
     seed: int = 0
@@ -250,84 +245,6 @@ def _curate_quarantine(frame: pd.DataFrame, options: IngestOptions) -> None:
         _quarantine(frame, failed.notna(), "quality_filter", failed)
 
 
-def _dedup(frame: pd.DataFrame, radius: int) -> None:
-    """Cluster duplicates within each pool and mark all but the representative as ``duplicate``."""
-    from collection.dedup import choose_representatives, cluster
-    from collection.splits import merge_groups
-
-    candidates = frame["primary"] & (frame["status"] == "ok")
-    frame.loc[frame["primary"] & frame["id"].notna(), "dup_group"] = frame["id"]
-    for pool in (frame["role"].isin(["pair", "rainy"]), frame["role"] == "clean"):
-        index = frame.index[candidates & pool]
-        if len(index) == 0:
-            continue
-        sub = frame.loc[index]
-        exact = np.asarray(merge_groups(_values(sub["sha256"]), _values(sub["pixel_hash"])))
-        hashes = np.array([int(h, 16) for h in sub["phash"]], dtype=np.uint64)
-        labels = np.asarray(cluster(hashes, radius, exact_keys=[str(g) for g in exact]))
-        reps = choose_representatives(labels, sub["width"].to_numpy(), sub["height"].to_numpy(),
-                                      sub["sharpness"].astype(float).to_numpy())
-        rep_of_label = {labels[i]: i for i in np.flatnonzero(reps)}
-        ids = sub["id"].to_numpy()
-        clean = _values(sub["clean_sha256"])
-        for i, idx in enumerate(index):
-            r = rep_of_label[labels[i]]
-            frame.at[idx, "dup_group"] = ids[r]
-            # A layout's rain variants of one clean image (DDN's 14 renderings, GT-RAIN frames) look
-            # alike by design: they stay rows, and sharing a dup_group keeps them in one split.
-            if r != i and not (clean[i] is not None and clean[i] == clean[r]):
-                frame.at[idx, "status"] = "duplicate"
-                frame.at[idx, "duplicate_of"] = ids[r]
-                frame.at[idx, "reason"] = "exact" if exact[i] == exact[r] else "near"
-
-
-def _values(series: pd.Series) -> list[Any]:
-    """A column as a list with pandas' NaN placeholders turned back into None."""
-    return [None if v is None or (isinstance(v, float) and v != v) else v for v in series.tolist()]
-
-
-def _read_split_file(path: Path) -> dict[str, str]:
-    """``id`` or ``path`` -> split, from a CSV with a ``split`` column and an ``id`` or ``path`` column."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = reader.fieldnames or []
-        if "split" not in fields or not ({"id", "path"} & set(fields)):
-            raise ValueError(f"{path}: a split file needs a 'split' column and an 'id' or 'path' column")
-        return {(r.get("id") or r.get("path") or "").strip(): r["split"].strip() for r in reader if r.get("split")}
-
-
-def _scenes_and_splits(frame: pd.DataFrame, options: IngestOptions) -> None:
-    from collection.splits import assign_splits, merge_groups, parse_ratios
-
-    live = frame.index[frame["primary"] & frame["status"].isin(["ok", "duplicate"])]
-    sub = frame.loc[live]
-    frame.loc[live, "scene"] = assign_scenes(
-        _values(sub["id"]), _values(sub["source"]), _values(sub["layout_scene"]), _values(sub["camera_make"]),
-        _values(sub["camera_model"]), _values(sub["datetime_original"]), gap_s=options.session_gap_s)
-    ok = frame[frame["primary"] & (frame["status"] == "ok")].sort_values("id", kind="stable")
-    if ok.empty:
-        return
-    groups = merge_groups(_values(ok["scene"]), _values(ok["clean_sha256"]), _values(ok["dup_group"]))
-    mapping = _read_split_file(options.split_file) if options.split_file else {}
-    fixed = [mapping.get(i) or mapping.get(p) or s for i, p, s in zip(ok["id"], ok["path"], ok["layout_split"])]
-    groups = np.asarray(groups).tolist()
-    pinned: dict[int, str] = {}
-    for group, split in zip(groups, fixed):
-        if isinstance(split, str):
-            pinned.setdefault(group, split)  # the first (smallest id) pinned row decides its group
-    strata = _values(ok["rain_kind"]) if ok["rain_kind"].notna().any() else None
-    ratios = parse_ratios(options.split or DEFAULT_SPLIT)
-    splits = assign_splits(groups, ratios, seed=options.seed, strata=strata, fixed=pinned,
-                           row_ids=ok["id"].tolist())
-    frame.loc[ok.index, "split"] = list(splits)
-    split_of = dict(zip(ok["id"], splits))
-    dup = frame["status"] == "duplicate"
-    frame.loc[dup, "split"] = frame.loc[dup, "duplicate_of"].map(split_of)
-    split_of_clean = {k: s for k, s in zip(ok["clean_key"], splits) if isinstance(k, str)}
-    clean_side = ~frame["primary"] & frame["key"].isin(list(split_of_clean))
-    frame.loc[clean_side, "split"] = frame.loc[clean_side, "key"].map(split_of_clean)
-
-
 def _dataset_rows(frame: pd.DataFrame, keep_gps: bool) -> dict[str, list[dict[str, Any]]]:
     """Split -> row dicts for :func:`collection.build.build_dataset`."""
     by_key = frame.set_index("key")
@@ -363,15 +280,21 @@ def ingest(
             raise FileNotFoundError(f"{spec.path}: source folder not found")
     for text in options.filters:
         parse_filter(text)  # fail before any work on a bad --filter
+    if options.duplicates not in curate.DUPLICATE_POLICIES:
+        raise ValueError(f"duplicates={options.duplicates!r}; expected one of {', '.join(curate.DUPLICATE_POLICIES)}")
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
     rows, entries, skipped = _discover(sources, options.fps, progress)
     records, probed, cached = _probe(entries, out, options, progress)
     frame = _files_frame(rows, entries, records, skipped, options)
     progress("curate", 0, 2)
     _curate_quarantine(frame, options)
-    _dedup(frame, options.radius)
+    fixed = curate.fixed_splits(frame, options.split, options.split_file)
+    curate.dedup(frame, options.radius, options.duplicates, fixed)
     progress("curate", 1, 2)
-    _scenes_and_splits(frame, options)
+    curate.scenes_and_splits(frame, split=options.split, seed=options.seed, fixed=fixed,
+                             previous=curate.previous_splits(out, options.seed, options.split),
+                             session_gap_s=options.session_gap_s)
+    curate.write_split_record(out, options.seed, options.split)
     progress("curate", 2, 2)
     for _, r in frame[(frame["status"] == "quarantined") | frame["warnings"].notna()].iterrows():
         log.debug("%s: %s", r["key"], r["detail"] if r["status"] == "quarantined" else r["warnings"])
@@ -390,7 +313,7 @@ def ingest(
     report_dir = out / "report"
     # Report before manifest: a crash in between leaves a stale manifest digest, so the next run redoes both.
     if rebuild or stored_digest(out / "manifest.parquet") != table_digest(table) or not (report_dir / "report.json").exists():
-        write_report(frame, report_dir, fingerprint=fingerprint)
+        write_report(frame, report_dir, fingerprint=fingerprint, split=options.split)
     write_if_changed(table, out / "manifest.parquet")
     progress("report", 1, 1)
     if rebuild or state.get("fingerprint") != fingerprint:

@@ -14,6 +14,13 @@ Because the DCT is linear and the threshold is a median, the hash ignores the in
 
 :func:`pixel_hash` names the decoded pixels themselves, so a PNG, a lossless WebP and a TIFF of the
 same pixels are exact duplicates even though their bytes differ.
+
+A pHash only describes structure. A flat image (solid black, white or red, of any size, 1 x 1 or
+10000 x 1) has no AC energy: every coefficient ties with the median and the hash is 0 or the DC bit
+alone, so all flat images look alike. Images with structure in one direction only (stripes, a
+10000 x 1 line scan) tie most coefficients too. :func:`informative` recognises such hashes by their
+bit count; dedup compares those images by their exact pixels instead (:func:`pixel_hash`, which
+includes the size), never by Hamming distance.
 """
 
 from __future__ import annotations
@@ -25,10 +32,14 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-__all__ = ["HASH_SIZE", "hamming", "phash64", "pixel_hash"]
+__all__ = ["HASH_SIZE", "MIN_INFORMATIVE_BITS", "hamming", "informative", "phash64", "pixel_hash"]
 
 HASH_SIZE = 8
 """Side of the low-frequency DCT block kept by :func:`phash64` (8 x 8 = 64 bits)."""
+
+MIN_INFORMATIVE_BITS = 16
+"""Fewest set bits of a hash that carries structure: a tie-free pHash has exactly 32, a flat image 0 or 1,
+a one-directional one about 8, a mirror-symmetric picture (half its coefficients exactly zero) about 20."""
 
 _RESIZE = 32
 # Pillow first shrinks by an integer box filter to within this factor of the target, then applies
@@ -117,6 +128,14 @@ def hamming(a: int | np.ndarray, b: int | np.ndarray) -> int | np.ndarray:
     if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
         return int(_popcount(_as_uint64(a) ^ _as_uint64(b)))
     return _popcount(_as_uint64(a) ^ _as_uint64(b)).astype(np.int64)
+
+
+def informative(hashes: int | np.ndarray) -> bool | np.ndarray:
+    """True where a 64-bit pHash carries structure (>= MIN_INFORMATIVE_BITS set bits), see the module doc."""
+    bits = _popcount(_as_uint64(hashes))
+    if np.ndim(bits) == 0:
+        return bool(bits >= MIN_INFORMATIVE_BITS)
+    return bits >= MIN_INFORMATIVE_BITS
 
 
 def pixel_hash(image: Image.Image) -> str:

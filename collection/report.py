@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collection.curate import split_drift
+from collection.leakage import leakage_markdown, summarise_leakage, write_thumbnails
+
 MAX_LISTED = 200
 """Quarantined files and clusters listed in full in the JSON (the manifest has them all)."""
 
@@ -27,7 +30,7 @@ def _counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in series.dropna().value_counts().sort_index().items()}
 
 
-def summarise(frame: pd.DataFrame, *, fingerprint: str) -> dict[str, Any]:
+def summarise(frame: pd.DataFrame, *, fingerprint: str, split: str | None = None) -> dict[str, Any]:
     """The report's content as a JSON-serialisable dict."""
     rows = frame[frame["primary"].fillna(False).astype(bool)] if "primary" in frame else frame
     ok = rows[rows["status"] == "ok"]
@@ -51,6 +54,9 @@ def summarise(frame: pd.DataFrame, *, fingerprint: str) -> dict[str, Any]:
         "status": _counts(frame["status"]),
         "quarantine_reasons": _counts(quarantined["reason"]),
         "duplicate_reasons": _counts(dups["reason"]),
+        "flagged_duplicates": _counts(ok["reason"].where(ok["duplicate_of"].notna())),
+        "leakage": summarise_leakage(frame),
+        "split_drift": split_drift(frame, split),
         "rows_by_split": _counts(ok["split"]),
         "rows_by_split_and_role": {f"{s}/{r}": int(n) for (s, r), n in ok.groupby(["split", "role"]).size().items()},
         "rows_by_source": _counts(ok["source"]),
@@ -79,7 +85,10 @@ def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
              "## Files by status", ""]
     lines += _table(("status", "files"), summary["status"])
     lines += ["## Quarantine reasons", ""] + _table(("reason", "files"), summary["quarantine_reasons"])
-    lines += ["## Duplicates", ""] + _table(("kind", "files"), summary["duplicate_reasons"])
+    lines += ["## Duplicates", "", "Removed (`status=duplicate`; `leak`: a training-side copy of a scene fixed to "
+              "another split):", ""] + _table(("kind", "files"), summary["duplicate_reasons"])
+    lines += ["Kept and flagged (`duplicate_of` set; rows of fixed splits, or `--duplicates flag`):", ""]
+    lines += _table(("kind", "rows"), summary["flagged_duplicates"])
     if summary["clusters"]["largest"]:
         lines += ["Largest clusters (representative kept, duplicates listed):", ""]
         for c in summary["clusters"]["largest"][:CLUSTER_EXAMPLES]:
@@ -89,6 +98,14 @@ def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
         lines.append("")
     lines += ["## Splits", ""] + _table(("split", "rows"), summary["rows_by_split"])
     lines += _table(("split/role", "rows"), summary["rows_by_split_and_role"])
+    drift = summary.get("split_drift") or {}
+    if drift:
+        lines += [f"Rows keeping their split from the previous ingest: {drift['kept']}; moved: {drift['moved']}; "
+                  f"new: {drift['new']}. Drawn (not fixed) rows against the ratios:", "",
+                  "| split | target | rows | share |", "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {r['target']:g} | {r['rows']} | {r['share'] if r['share'] is not None else '-'} |"
+                  for name, r in drift["ratios"].items()] + [""]
+    lines += leakage_markdown(summary["leakage"])
     if summary["rows_by_rain_kind"]:
         lines += ["## Rain kinds", ""] + _table(("rain_kind", "rows"), summary["rows_by_rain_kind"])
     lines += ["## Sources", ""] + _table(("source", "rows"), summary["rows_by_source"])
@@ -162,11 +179,12 @@ def _plots(frame: pd.DataFrame, out: Path) -> list[str]:
     return made
 
 
-def write_report(frame: pd.DataFrame, out: str | os.PathLike, *, fingerprint: str) -> Path:
-    """Write ``report.md``, ``report.json`` and the plots into ``out``; returns the Markdown path."""
+def write_report(frame: pd.DataFrame, out: str | os.PathLike, *, fingerprint: str, split: str | None = None) -> Path:
+    """Write ``report.md``, ``report.json``, the plots and leakage thumbnails into ``out``; the Markdown path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarise(frame, fingerprint=fingerprint)
+    summary = summarise(frame, fingerprint=fingerprint, split=split)
+    write_thumbnails(summary["leakage"], frame, out)
     plots = _plots(frame, out)
     (out / "report.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n")
     md = out / "report.md"

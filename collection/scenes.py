@@ -7,7 +7,9 @@ A row's scene is, in order of preference:
 2. an EXIF capture session: photos from the same camera (make and model) whose capture times
    follow each other with gaps under ``gap_s`` seconds (default 60 s: a burst or a walk around one
    street corner) share the session of the earliest photo, ``"session:<id of first photo>"``;
-3. the row itself: ``"file:<id>"``.
+3. for a pair, its clean image (the background): ``"clean:<id of the clean image>"``, so rain
+   variants of one background are one scene whatever their rain;
+4. the row itself: ``"file:<id>"``.
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ def assign_scenes(
     datetimes: Sequence[str | None],
     *,
     gap_s: float = DEFAULT_SESSION_GAP_S,
+    clean_ids: Sequence[str | None] | None = None,
 ) -> list[str]:
     """Scene id per row (see the module docstring); deterministic for the same rows in any order."""
     n = len(ids)
+    if clean_ids is not None and len(clean_ids) != n:
+        raise ValueError(f"clean_ids has {len(clean_ids)} entries for {n} rows")
     scenes: list[str | None] = [None] * n
     sessions: dict[tuple[str, str], list[tuple[float, str, int]]] = {}
     for i in range(n):
@@ -61,4 +66,7 @@ def assign_scenes(
                 first_id = row_id
             scenes[index] = f"session:{first_id}"
             previous = moment
+    for i in range(n):
+        if scenes[i] is None and clean_ids is not None and clean_ids[i]:
+            scenes[i] = f"clean:{clean_ids[i]}"
     return [scene if scene is not None else f"file:{ids[i]}" for i, scene in enumerate(scenes)]

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["assign_splits", "merge_groups", "parse_ratios"]
+__all__ = ["assign_splits", "merge_groups", "parse_ratios", "split_rank"]
 
 # Hugging Face ``datasets`` accepts split names matching this pattern.
 _SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
@@ -47,6 +47,19 @@ def _check_ratios(ratios: Mapping[str, float], origin: str) -> dict[str, float]:
     if abs(total - 1.0) > _SUM_TOLERANCE:
         raise ValueError(f"split ratios in {origin!r} sum to {total:g}, expected 1")
     return checked
+
+
+_EVALUATIVE = (("test", 0), ("eval", 0), ("val", 1), ("dev", 1), ("train", 3))
+
+
+def split_rank(name: str) -> int:
+    """How evaluative a split name is, lower first: test 0, validation 1, any other 2, train 3.
+
+    When one scene is fixed to several splits, the lowest rank keeps it and the others lose it:
+    a test image must never also be a training image, and the test side is the one published.
+    """
+    lowered = name.lower()
+    return next((rank for prefix, rank in _EVALUATIVE if lowered.startswith(prefix)), 2)
 
 
 def parse_ratios(text: str) -> dict[str, float]:

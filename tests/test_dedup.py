@@ -180,3 +180,57 @@ def test_small_blocks_give_the_same_pairs_and_clusters(monkeypatch):
     monkeypatch.setattr(dedup, "_BLOCK_CANDIDATES", 7)
     np.testing.assert_array_equal(near_duplicate_pairs(hashes, 8), expected_pairs)
     np.testing.assert_array_equal(cluster(hashes, 8), expected_labels)
+
+
+# -- images without structure ---------------------------------------------------------------------
+
+
+def test_flat_hashes_are_not_informative_and_join_by_exact_keys_only():
+    from PIL import Image
+
+    from collection.phash import informative, phash64
+
+    flat = [phash64(Image.new("RGB", size, colour)) for size, colour in
+            (((64, 64), (0, 0, 0)), ((64, 64), (255, 255, 255)), ((64, 64), (255, 0, 0)), ((1, 1), (9, 9, 9)),
+             ((10000, 1), (9, 9, 9)))]
+    rng = np.random.default_rng(0)
+    photo = phash64(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    assert not informative(np.array(flat, dtype=np.uint64)).any()
+    assert informative(photo)
+    hashes = np.array(flat + [photo, photo], dtype=np.uint64)
+    keys = ["a", "b", "c", "d", "d", None, None]  # the last flat image has the same pixels as the one before
+    labels = cluster(hashes, 8, exact_keys=keys, searchable=informative(hashes))
+    np.testing.assert_array_equal(labels, [0, 1, 2, 3, 3, 5, 5])
+    # Without the structure test every flat image would be one cluster.
+    assert len(set(cluster(hashes, 8, exact_keys=keys))) == 2
+
+
+def test_searchable_mask_is_checked():
+    with pytest.raises(ValueError, match="searchable"):
+        cluster(np.zeros(3, dtype=np.uint64), 8, searchable=[True])
+
+
+def test_priority_picks_the_representative_before_size():
+    labels = np.array([0, 0, 0])
+    chosen = choose_representatives(labels, [10, 100, 50], [10, 100, 50], [1.0, 1.0, 1.0], priority=[2, 1, 0])
+    np.testing.assert_array_equal(chosen, [False, False, True])
+
+
+def test_flat_images_are_compared_by_their_pixels(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from collection.ingest import IngestOptions, SourceSpec, ingest
+
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for name, size, colour in (("black", (64, 64), (0, 0, 0)), ("white", (64, 64), (255, 255, 255)),
+                               ("red", (64, 64), (255, 0, 0)), ("red_big", (80, 80), (255, 0, 0)),
+                               ("dot", (1, 1), (9, 9, 9)), ("line", (10000, 1), (9, 9, 9))):
+        Image.new("RGB", size, colour).save(folder / f"{name}.png")
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(folder / "red_copy.tif")  # same pixels, other container
+    ingest([SourceSpec(folder)], tmp_path / "out", IngestOptions(min_side=1, workers=0))
+    rows = pd.read_parquet(tmp_path / "out" / "manifest.parquet").set_index("path")
+    assert rows.loc[["black.png", "white.png", "red_big.png", "dot.png", "line.png"], "status"].eq("ok").all()
+    assert {rows.loc["red.png", "status"], rows.loc["red_copy.tif", "status"]} == {"ok", "duplicate"}
+    assert (rows["status"] == "duplicate").sum() == 1

@@ -24,7 +24,7 @@ MIN_SIDE = 64
 SPLIT = "train=0.5,test=0.5"
 ROW_COLUMNS = [  # docs/ARCHITECTURE.md, "Dataset rows" (without the opt-in GPS columns)
     "id", "rainy", "clean", "role", "source", "layout", "path", "clean_path", "width", "height", "format",
-    "sha256", "phash", "dup_group", "scene", "rain_kind", "camera_make", "camera_model", "lens_model",
+    "sha256", "phash", "dup_group", "duplicate_of", "scene", "rain_kind", "camera_make", "camera_model", "lens_model",
     "datetime_original", "exposure_time", "f_number", "focal_length_mm", "iso", "orientation",
     "sharpness", "brightness", "contrast", "noise",
 ]

@@ -216,3 +216,61 @@ def test_merge_groups_checks_lengths():
         merge_groups([1, 2], [1])
     with pytest.raises(ValueError):
         merge_groups()
+
+
+# -- stable splits across incremental ingests -----------------------------------------------------
+
+
+def _noise_images(folder, start: int, count: int) -> None:
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for k in range(start, start + count):
+        rng = np.random.default_rng(k)
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{k:03d}.png")
+
+
+def test_adding_images_never_moves_existing_rows(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from collection.ingest import IngestOptions, SourceSpec, ingest
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _noise_images(photos, 0, 40)
+    options = IngestOptions(min_side=1, workers=0, split="train=0.8,test=0.2")
+    ingest([SourceSpec(photos)], out, options)
+    before = pd.read_parquet(out / "manifest.parquet").set_index("path")["split"]
+    _noise_images(photos, 40, 10)
+    ingest([SourceSpec(photos)], out, options)
+    after = pd.read_parquet(out / "manifest.parquet").set_index("path")["split"]
+    assert after.loc[before.index].tolist() == before.tolist()
+    # A fresh ingest of the 50 images draws the split boundaries elsewhere: the pinning is what held them.
+    fresh_out = tmp_path / "fresh"
+    ingest([SourceSpec(photos)], fresh_out, options)
+    fresh = pd.read_parquet(fresh_out / "manifest.parquet").set_index("path")["split"]
+    assert (fresh.loc[before.index] != before).any()
+    drift = json.loads((out / "report" / "report.json").read_text())["split_drift"]
+    assert (drift["kept"], drift["moved"], drift["new"]) == (40, 0, 10)
+    assert drift["ratios"]["test"]["rows"] == (after == "test").sum()
+    assert abs(drift["ratios"]["test"]["share"] - 0.2) <= 0.05
+
+
+def test_a_new_seed_or_ratio_draws_splits_afresh(tmp_path):
+    from collection.curate import previous_splits
+    from collection.ingest import IngestOptions, SourceSpec, ingest
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    _noise_images(photos, 0, 12)
+    ingest([SourceSpec(photos)], out, IngestOptions(min_side=1, workers=0, split="train=0.5,test=0.5", seed=1))
+    assert len(previous_splits(out, 1, "train=0.5,test=0.5")) == 12
+    assert previous_splits(out, 2, "train=0.5,test=0.5") == {}
+    assert previous_splits(out, 1, "train=0.8,test=0.2") == {}
+
+
+def test_split_rank_puts_test_before_validation_before_train():
+    from collection.splits import split_rank
+
+    ranked = sorted(["train", "extra", "validation", "test", "val", "Test_official"], key=lambda s: (split_rank(s), s))
+    assert ranked == ["Test_official", "test", "val", "validation", "extra", "train"]

@@ -34,6 +34,9 @@ _STAGES = {"discover": "discovering sources", "probe": "probing files", "curate"
               help="Quarantine images above N pixels (default 200 MP, the loader's limit).")
 @click.option("--radius", type=click.IntRange(0, 32), default=8, show_default=True,
               help="Perceptual-hash Hamming radius for near duplicates.")
+@click.option("--duplicates", type=click.Choice(["auto", "drop", "flag"]), default="auto", show_default=True,
+              help="Near duplicates: flag (keep, with duplicate_of), drop (keep one per cluster), or auto: flag in "
+                   "fixed splits (layout, --split-file, single --split), drop in free ones.")
 @click.option("--split", "split", default=None, metavar="NAME=RATIO,...",
               help="Split ratios, e.g. train=0.8,test=0.2 (default; splits fixed by a layout are kept).")
 @click.option("--split-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -44,7 +47,7 @@ _STAGES = {"discover": "discovering sources", "probe": "probing files", "curate"
               help="Quarantine rows failing a quality threshold, e.g. sharpness>=50 (repeatable, opt-in).")
 @common_options
 def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str | None, tags: tuple[str, ...],
-            sidecar: Path | None, min_side: int, max_pixels: int | None, radius: int, split: str | None,
+            sidecar: Path | None, min_side: int, max_pixels: int | None, radius: int, duplicates: str, split: str | None,
             split_file: Path | None, keep_gps: bool, fps: float, filters: tuple[str, ...], common) -> None:
     """Curate SOURCE folders (PATH or NAME=PATH) into a deduplicated, split Hugging Face dataset in --out."""
     from collection.images import DEFAULT_MAX_PIXELS
@@ -77,7 +80,7 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
             raise click.BadParameter(f"{spec.path}: not a folder", param_hint="SOURCE")
         specs.append(spec)
     options = IngestOptions(
-        min_side=min_side, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, radius=radius, split=split,
+        min_side=min_side, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, radius=radius, duplicates=duplicates, split=split,
         split_file=split_file, seed=common.seed, keep_gps=keep_gps, fps=fps, filters=tuple(filters),
         workers=common.n_workers(),
     )
