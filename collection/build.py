@@ -4,7 +4,10 @@ Images are stored as ``datasets.Image()`` values ``{"bytes": <file bytes>, "path
 exact bytes of the source file, never re-encoded, so EXIF, ICC profiles and JPEG quantisation
 survive and ``sha256(stored bytes) == sha256(file)``. The only exceptions are Rain800 halves and
 video frames, which exist only as crops or decoded frames and are stored as PNG (the same bytes the
-probe hashed). Rows are generated one at a time (``Dataset.from_generator`` with a small writer
+probe hashed). Every image's bytes are hashed as they are copied in and compared with the row's
+``sha256`` (the probed bytes): a file rewritten since its probe raises :class:`ChangedDuringIngest`
+before anything is swapped into ``out``, so a stored image is always the one its row describes.
+Rows are generated one at a time (``Dataset.from_generator`` with a small writer
 batch), so at most a few images are in memory; rows are sorted by ``id`` so a resumed or repeated
 run writes the same dataset.
 """
@@ -63,6 +66,14 @@ def columns(keep_gps: bool = False) -> tuple[str, ...]:
     return tuple(c for c in ROW_COLUMNS if keep_gps or c not in GPS_COLUMNS)
 
 
+class ChangedDuringIngest(Exception):
+    """A file's bytes at build time differ from the bytes its probe hashed."""
+
+    def __init__(self, file: str, expected: str, actual: str):
+        self.file, self.expected, self.actual = file, expected, actual
+        super().__init__(f"{file}: changed during ingest (probed sha256 {expected[:16]}, now {actual[:16]})")
+
+
 def image_bytes(file: str, region: Any = None, frame_time: float | None = None, max_pixels: int | None = None) -> bytes:
     """The bytes stored for one image: the file itself, or PNG for a crop region or video frame."""
     if region is None and frame_time is None:
@@ -77,10 +88,15 @@ def _generate(rows: list[dict[str, Any]], names: tuple[str, ...], max_pixels: in
         out = {name: row.get(name) for name in names if name not in ("rainy", "clean")}
         for side in ("rainy", "clean"):
             source = row.get(f"{side}_file")
-            out[side] = None if not source else {
-                "bytes": image_bytes(source, row.get(f"{side}_region"), row.get(f"{side}_frame_time"), max_pixels),
-                "path": None,
-            }
+            if not source:
+                out[side] = None
+                continue
+            data = image_bytes(source, row.get(f"{side}_region"), row.get(f"{side}_frame_time"), max_pixels)
+            expected = row.get("clean_sha256") if side == "clean" and row.get("rainy_file") else row.get("sha256")
+            actual = hashlib.sha256(data).hexdigest()
+            if expected is not None and actual != expected:
+                raise ChangedDuringIngest(source, expected, actual)
+            out[side] = {"bytes": data, "path": None}
         yield out
 
 
@@ -113,6 +129,11 @@ def build_dataset(
     hf_utils.disable_progress_bars()  # library code never prints; the CLI shows its own progress
     try:
         _build(splits, Path(out), fingerprint, keep_gps, max_pixels, work_dir)
+    except Exception as exc:
+        changed = _changed_cause(exc)  # datasets wraps what the generator raised
+        if changed is None:
+            raise
+        raise changed from None
     finally:
         if bars:
             hf_utils.enable_progress_bars()
@@ -145,6 +166,16 @@ def _build(splits: dict[str, list[dict[str, Any]]], out: Path, fingerprint: str,
     del parts
     _swap_in(staged, out)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _changed_cause(exc: BaseException | None) -> ChangedDuringIngest | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ChangedDuringIngest):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _swap_in(staged: Path, out: Path) -> None:

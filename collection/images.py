@@ -9,6 +9,12 @@ interpreted the same way by ingest, the runner and the demo:
   convention of most viewers for photographs with transparent borders;
 - EXIF orientation 1-8 is applied, so pixels are upright as a viewer shows them;
 - decompression bombs above ``max_pixels`` are refused before any pixel is decoded;
+- damaged data is refused, not decoded as garbage: JPEGs (grayscale and YCbCr, the camera kinds)
+  are decoded by libjpeg-turbo through simplejpeg in strict mode, so what libjpeg reports as
+  ``Corrupt JPEG data: ...`` or ``Premature end of JPEG file`` (Pillow swallows these warnings and
+  returns the garbage rows) fails the decode; PNG chunk checksums (CRC-32, IDAT included) are
+  verified before decoding. Other libjpeg warnings (an unknown JFIF revision, odd SOS parameters)
+  leave the file to Pillow, which decodes it as before;
 - any failure raises :class:`ImageLoadError`, naming the file and the problem.
 """
 
@@ -25,6 +31,13 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageFile
+
+try:  # libjpeg-turbo with its warnings reported; a declared dependency, optional at import like HEIF
+    import simplejpeg
+
+    STRICT_JPEG = True
+except ImportError:  # pragma: no cover
+    STRICT_JPEG = False
 
 try:  # HEIC/HEIF through libheif; optional at import so a broken wheel does not break JPEG users.
     import pillow_heif
@@ -51,6 +64,9 @@ IMAGE_SUFFIXES = frozenset(
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 
 _ORIENTATION_TAG = 0x0112
+# libjpeg warnings that mean the entropy-coded data did not decode as written (garbage rows follow).
+_JPEG_CORRUPT = ("Corrupt JPEG data",)
+_JPEG_TRUNCATED = ("Premature end of JPEG file",)
 
 
 class ImageLoadError(Exception):
@@ -178,18 +194,24 @@ def decode(
         fmt = img.format or "unknown"
         mode = img.mode
         orientation = _orientation(img)
-        if reduce > 1 and fmt == "JPEG":
-            img.draft("RGB", (max(1, width // reduce), max(1, height // reduce)))
-        try:
-            img.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            text = str(exc)
-            if "truncated" in text.lower():
-                text = f"truncated file ({text})"
-            raise ImageLoadError(label, f"cannot decode: {text}") from None
-        if getattr(img, "n_frames", 1) > 1:
-            img.seek(0)
-        rgb = _to_rgb8(img)
+        if fmt == "PNG":
+            _verify_png(source, label)
+        rgb = _strict_jpeg(source, img, reduce, label) if fmt == "JPEG" else None
+        if rgb is not None:
+            img.close()  # the header was all Pillow had to read
+        else:
+            if reduce > 1 and fmt == "JPEG":
+                img.draft("RGB", (max(1, width // reduce), max(1, height // reduce)))
+            try:
+                img.load()
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                text = str(exc)
+                if "truncated" in text.lower():
+                    text = f"truncated file ({text})"
+                raise ImageLoadError(label, f"cannot decode: {text}") from None
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            rgb = _to_rgb8(img)
         if reduce > 1 and rgb.size == (width, height):
             rgb = rgb.reduce(reduce)
         if orientation != 1:
@@ -206,6 +228,61 @@ def decode(
     except Exception as exc:  # a decoder bug or exotic mode: still one error type, naming the file
         img.close()
         raise ImageLoadError(label, f"cannot decode: {type(exc).__name__}: {exc}") from None
+
+
+def _raw_bytes(source: Source) -> bytes | None:
+    """The file's bytes for a second reader (paths and bytes; None for streams, left to Pillow)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as handle:
+            return handle.read()
+    return None
+
+
+def _strict_jpeg(source: Source, img: Image.Image, reduce: int, label: str) -> Image.Image | None:
+    """RGB pixels of a grayscale or YCbCr JPEG from libjpeg-turbo, failing on corrupt data.
+
+    None hands the file back to Pillow (CMYK, streams, simplejpeg absent, a benign libjpeg warning).
+    The pixels equal Pillow's at full size (accurate DCT, fancy upsampling) and, reduced, for
+    4:2:0, 4:4:4 and grayscale files (plain upsampling, as Pillow's draft mode; its fast-DCT
+    request is ignored by scaled IDCTs); reduced 4:2:2 files may differ by a grey level or so.
+    """
+    if not STRICT_JPEG or img.mode not in ("L", "RGB"):
+        return None
+    data = _raw_bytes(source)
+    if data is None:
+        return None
+    width, height = img.size
+    try:
+        arr = simplejpeg.decode_jpeg(
+            data, colorspace="RGB", fastdct=False, fastupsample=reduce > 1, min_factor=reduce,
+            min_width=-(-width // reduce), min_height=-(-height // reduce), strict=True)
+    except ValueError as exc:
+        text = str(exc)
+        if text.startswith(_JPEG_TRUNCATED):
+            raise ImageLoadError(label, f"cannot decode: truncated file (libjpeg: {text})") from None
+        if text.startswith(_JPEG_CORRUPT):
+            raise ImageLoadError(label, f"cannot decode: corrupt JPEG data (libjpeg: {text})") from None
+        return None
+    if arr.shape[:2] != (-(-height // reduce), -(-width // reduce)):
+        return None  # a scale libjpeg-turbo chose differently: Pillow's draft is the reference
+    return Image.fromarray(arr)
+
+
+def _verify_png(source: Source, label: str) -> None:
+    """Check every PNG chunk's CRC-32 (IDAT included), which Pillow's decoder skips for image data."""
+    data = _raw_bytes(source)
+    if data is None:
+        return
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            probe.verify()
+    except (SyntaxError, OSError, ValueError, EOFError) as exc:
+        text = str(exc)
+        if "truncated" in text.lower():
+            raise ImageLoadError(label, f"cannot decode: truncated file ({text})") from None
+        raise ImageLoadError(label, f"cannot decode: corrupt PNG data ({text})") from None
 
 
 def _apply_orientation(img: Image.Image, orientation: int) -> Image.Image:

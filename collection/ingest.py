@@ -29,9 +29,15 @@ import numpy as np
 import pandas as pd
 
 from collection import curate
-from collection.build import build_dataset, columns, dataset_fingerprint
+from collection.build import (
+    ChangedDuringIngest,
+    build_dataset,
+    columns,
+    dataset_fingerprint,
+)
 from collection.curate import DEFAULT_SPLIT  # noqa: F401 - re-exported: part of the ingest API
 from collection.images import DEFAULT_MAX_PIXELS
+from collection.layouts.tree import text_name
 from collection.lock import locks_output
 from collection.manifest import (
     CACHE_DIR,
@@ -47,6 +53,7 @@ from collection.quality import failed_filter, parse_filter
 from collection.scenes import DEFAULT_SESSION_GAP_S
 
 log = logging.getLogger(__name__)
+
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -107,7 +114,22 @@ class IngestSummary:
 
 
 def _entry_key(source: str, path: str, region: Any) -> str:
-    return f"{source}/{path}" + (f"#region={','.join(map(str, region))}" if region else "")
+    from collection.layouts import text_name
+
+    return text_name(f"{source}/{path}" + (f"#region={','.join(map(str, region))}" if region else ""))
+
+
+def _skip_reason(text: str) -> str:
+    """The manifest reason code of a layout's skip reason."""
+    from collection import layouts
+
+    if text.startswith(layouts.BROKEN_LINK):
+        return "broken_link"
+    if text.startswith(layouts.LINK_LOOP):
+        return "link_loop"
+    if text == layouts.UNSUPPORTED or text.startswith(layouts.NOT_A_FILE):
+        return "unsupported"
+    return "not_in_layout"
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -120,35 +142,41 @@ def _relative(path: Path, root: Path) -> str:
     return path.as_posix()
 
 
-def _discover(sources: list[SourceSpec], fps: float, progress: Progress):
-    """Items and file entries (one per distinct file side to probe) of every source."""
+def _discover(sources: list[SourceSpec], fps: float, progress: Progress, out: Path | None = None):
+    """Items and file entries (one per distinct file side to probe) of every source.
+
+    The output folder is never read as a source (an ``--out`` inside a source would otherwise
+    ingest its own report). File names that are not UTF-8 are kept, escaped in ``key`` and ``path``.
+    """
     from collection import layouts
 
     rows, entries, skipped = [], {}, []
     for n, spec in enumerate(sources, 1):
         root = Path(spec.path)
         name = spec.name or root.resolve().name
-        found = layouts.survey(root, spec.layout, name, spec.tags, spec.sidecar, fps)
+        found = layouts.survey(root, spec.layout, name, spec.tags, spec.sidecar, fps,
+                               exclude=(out,) if out is not None else ())
         for item in found.items:
             rainy_key = clean_key = None
             if item.role in ("pair", "rainy"):
                 rainy_key = _entry_key(item.source, item.path, item.region)
-                entries.setdefault(rainy_key, dict(side="rainy", path=item.path, file=str(item.file),
+                entries.setdefault(rainy_key, dict(side="rainy", path=layouts.text_name(item.path), file=str(item.file),
                                                    region=item.region, frame_time=item.frame_time, item=item))
             if item.role == "pair":
                 clean_key = _entry_key(item.source, item.clean_path, item.clean_region)
-                entries.setdefault(clean_key, dict(side="clean", path=item.clean_path, file=str(item.clean_file),
+                entries.setdefault(clean_key, dict(side="clean", path=layouts.text_name(item.clean_path),
+                                                   file=str(item.clean_file),
                                                    region=item.clean_region, frame_time=None, item=item))
             if item.role == "clean":
                 clean_key = _entry_key(item.source, item.path, item.region)
-                entries.setdefault(clean_key, dict(side="clean", path=item.path, file=str(item.file),
+                entries.setdefault(clean_key, dict(side="clean", path=layouts.text_name(item.path), file=str(item.file),
                                                    region=item.region, frame_time=item.frame_time, item=item))
             rows.append(dict(item=item, rainy_key=rainy_key, clean_key=clean_key))
         for path, reason in found.skipped:
-            rel = _relative(Path(path), root)
-            skipped.append(dict(key=f"{name}/{rel}", source=name, layout=found.layout, path=rel, file=str(path),
-                                status="quarantined", detail=f"{path}: {reason}",
-                                reason="unsupported" if reason == layouts.UNSUPPORTED else "not_in_layout"))
+            rel = layouts.text_name(_relative(Path(path), root))
+            skipped.append(dict(key=f"{name}/{rel}", source=name, layout=found.layout, path=rel, file=layouts.text_name(str(path)),
+                                status="quarantined", detail=layouts.text_name(f"{path}: {reason}"),
+                                reason=_skip_reason(reason)))
         progress("discover", n, len(sources))
     return rows, entries, skipped
 
@@ -162,7 +190,7 @@ def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress)
         entry = entries[key]
         try:
             st = os.stat(entry["file"])
-            ckey = cache_key(entry["file"], st.st_size, st.st_mtime_ns, entry["region"], entry["frame_time"])
+            ckey = cache_key(entry["file"], st, entry["region"], entry["frame_time"])
         except OSError as exc:
             records[key] = dict(status="quarantined", reason="unreadable", detail=f"{entry['file']}: {exc.strerror}")
             continue
@@ -203,8 +231,8 @@ def _files_frame(rows: list, entries: dict, records: dict, skipped: list, option
         tags = dict(item.tags)
         out.append({
             **rec, "key": key, "source": item.source, "layout": item.layout, "role": item.role,
-            "side": entry["side"], "path": entry["path"], "file": entry["file"],
-            "clean_path": item.clean_path if entry["side"] == "rainy" else None,
+            "side": entry["side"], "path": entry["path"], "file": text_name(entry["file"]),
+            "clean_path": text_name(item.clean_path) if entry["side"] == "rainy" and item.clean_path else None,
             "region": entry["region"], "frame_time": entry["frame_time"], "primary": row is not None,
             "clean_key": clean_of.get(key), "layout_scene": item.scene, "layout_split": item.split,
             "rain_kind": tags.get("rain_kind"), "tags": json.dumps(tags, sort_keys=True) if tags else None,
@@ -216,9 +244,23 @@ def _files_frame(rows: list, entries: dict, records: dict, skipped: list, option
         if name not in frame:
             frame[name] = None
     frame["id"] = frame["sha256"].map(lambda s: s[:16] if isinstance(s, str) else None)
+    frame["detail"] = frame["detail"].map(lambda d: text_name(d) if isinstance(d, str) else d)
     sha_of = dict(zip(frame["key"], frame["sha256"]))
     frame["clean_sha256"] = frame["clean_key"].map(lambda k: sha_of.get(k) if isinstance(k, str) else None)
-    return frame.sort_values("key", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("key", kind="stable").reset_index(drop=True)
+    # Text columns hold escaped names (Arrow-backed strings refuse lone surrogates); this maps them
+    # back to the names the file system knows, for the build.
+    escaped = {text_name(e["file"]): e["file"] for e in entries.values()}
+    frame.attrs["raw_files"] = {text: raw for text, raw in escaped.items() if text != raw}
+    return frame
+
+
+def _quarantine_changed(frame: pd.DataFrame, exc: ChangedDuringIngest) -> None:
+    """Quarantine every entry reading a file that changed after its probe, and the rows using it."""
+    log.warning("%s", text_name(str(exc)))
+    hit = frame["file"] == text_name(exc.file)
+    hit |= frame["primary"] & frame["clean_key"].isin(frame.loc[hit, "key"].tolist())
+    _quarantine(frame, hit & (frame["status"] != "quarantined"), "changed_during_ingest", text_name(str(exc)))
 
 
 def _quarantine(frame: pd.DataFrame, mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
@@ -253,10 +295,12 @@ def _dataset_rows(frame: pd.DataFrame, keep_gps: bool) -> dict[str, list[dict[st
     for _, r in frame[frame["primary"] & (frame["status"] == "ok")].iterrows():
         row = {name: r.get(name) for name in names}
         side = "clean" if r["role"] == "clean" else "rainy"
-        row.update({f"{side}_file": r["file"], f"{side}_region": r["region"], f"{side}_frame_time": r["frame_time"]})
+        raw = frame.attrs.get("raw_files", {})
+        row.update({f"{side}_file": raw.get(r["file"], r["file"]), f"{side}_region": r["region"],
+                    f"{side}_frame_time": r["frame_time"]})
         if r["role"] == "pair":
             c = by_key.loc[r["clean_key"]]
-            row.update(clean_file=c["file"], clean_region=c["region"], clean_frame_time=None, clean_sha256=c["sha256"])
+            row.update(clean_file=raw.get(c["file"], c["file"]), clean_region=c["region"], clean_frame_time=None, clean_sha256=c["sha256"])
         out.setdefault(r["split"], []).append(row)
     return out
 
@@ -283,7 +327,7 @@ def ingest(
     if options.duplicates not in curate.DUPLICATE_POLICIES:
         raise ValueError(f"duplicates={options.duplicates!r}; expected one of {', '.join(curate.DUPLICATE_POLICIES)}")
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-    rows, entries, skipped = _discover(sources, options.fps, progress)
+    rows, entries, skipped = _discover(sources, options.fps, progress, out)
     records, probed, cached = _probe(entries, out, options, progress)
     frame = _files_frame(rows, entries, records, skipped, options)
     progress("curate", 0, 2)
@@ -304,10 +348,17 @@ def ingest(
     state_path = out / CACHE_DIR / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     rebuild = state.get("fingerprint") != fingerprint or not (out / "dataset_dict.json").exists()
-    if rebuild:
+    while rebuild:
         progress("build", 0, 1)
-        build_dataset(splits, out, fingerprint=fingerprint, keep_gps=options.keep_gps, max_pixels=options.max_pixels)
+        try:
+            build_dataset(splits, out, fingerprint=fingerprint, keep_gps=options.keep_gps, max_pixels=options.max_pixels)
+        except ChangedDuringIngest as exc:  # rare: build again without it; the next run probes the new bytes
+            _quarantine_changed(frame, exc)
+            splits = _dataset_rows(frame, options.keep_gps) or {"train": []}
+            fingerprint = dataset_fingerprint(splits, options.keep_gps)
+            continue
         progress("build", 1, 1)
+        break
     progress("report", 0, 1)
     table = manifest_table(frame)
     report_dir = out / "report"

@@ -1,8 +1,10 @@
 """The manifest (one Parquet row per file seen) and the incremental probe cache behind it.
 
 **Cache.** Probing is the expensive step, so each probe record is cached under
-``OUT/.cache/probe/<options-signature>/`` keyed by the file's absolute path, size and
-``mtime_ns`` (plus the crop region or video frame time). Records are appended in batches: every
+``OUT/.cache/probe/<options-signature>/`` keyed by the file's absolute path, size, ``mtime_ns``,
+``ctime_ns`` and inode (plus the crop region or video frame time): a file rewritten in place or
+replaced by another with the same size and a restored mtime still changes ctime (which no user
+tool can set back) or inode, so it is probed again rather than served a stale record. Records are appended in batches: every
 ``batch_size`` records (or ``flush_seconds`` of work) become one new JSONL shard, written to a temporary name and renamed into
 place, so a shard is either complete or absent. A run killed with SIGKILL at any point loses at
 most the batch in progress, and the next run probes only what is missing; since a probe is a pure
@@ -29,6 +31,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from collection.layouts.tree import text_name
 
 CACHE_DIR = ".cache"
 """Folder under the output directory that holds everything that is not the dataset itself."""
@@ -84,9 +88,10 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
 """Columns of ``manifest.parquet`` and their Arrow types."""
 
 
-def cache_key(file: str | os.PathLike, size: int, mtime_ns: int, region: Any = None, frame_time: float | None = None) -> str:
+def cache_key(file: str | os.PathLike, st: os.stat_result, region: Any = None, frame_time: float | None = None) -> str:
     """The cache key of a file version (and crop region or frame): a compact JSON string."""
-    return json.dumps([os.fspath(file), size, mtime_ns, list(region) if region else None, frame_time],
+    version = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return json.dumps([os.fspath(file), *version, list(region) if region else None, frame_time],
                       separators=(",", ":"))
 
 
@@ -157,12 +162,15 @@ class ProbeCache:
 
 
 def manifest_table(frame: pd.DataFrame) -> pa.Table:
-    """The manifest as an Arrow table with :data:`MANIFEST_COLUMNS`, rows sorted by ``key``."""
+    """The manifest as an Arrow table with :data:`MANIFEST_COLUMNS`, rows sorted by ``key``.
+
+    Text holding file names that are not valid UTF-8 is stored escaped (:func:`text_name`).
+    """
     frame = frame.sort_values("key", kind="stable").reset_index(drop=True)
     arrays = {}
     for name, dtype in MANIFEST_COLUMNS.items():
         values = frame[name].tolist() if name in frame else [None] * len(frame)
-        values = [None if _missing(v) else v for v in values]
+        values = [None if _missing(v) else (text_name(v) if isinstance(v, str) else v) for v in values]
         arrays[name] = pa.array(values, type=dtype)
     return pa.table(arrays)
 

@@ -21,7 +21,11 @@ import concurrent.futures as cf
 import hashlib
 import io
 import os
+import signal
+import sys
+import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,18 +37,21 @@ from collection.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode
 from collection.phash import phash64, pixel_hash
 from collection.quality import pick_reduce, quality, working_image
 
-PROBE_VERSION = "1"
+PROBE_VERSION = "2"
 """Bumped whenever a probe record changes meaning, so stale cache entries are not reused."""
 
 REASONS = {
     "empty": "empty file (0 bytes)",
     "unreadable": "file cannot be read (permissions or vanished)",
-    "corrupt": "not decodable as an image (corrupt or wrong contents)",
+    "corrupt": "not decodable as an image: corrupt data (the decoder's report in detail) or wrong contents",
     "truncated": "image data ends early",
     "too_large": "above the pixel limit (--max-pixels)",
     "too_small": "short side below --min-side",
     "unsupported": "file type rainbench does not decode",
-    "not_in_layout": "an image or video the source layout does not use (e.g. a rainy file without its clean one)",
+    "not_in_layout": "an image or video the source layout does not use (e.g. a clean file without its rainy one)",
+    "broken_link": "a symbolic link whose target does not exist",
+    "link_loop": "a symbolic link that loops, or leads to a folder already listed",
+    "changed_during_ingest": "the file's bytes changed between probe and dataset build (re-run ingest)",
     "clean_quarantined": "the paired clean image is quarantined",
     "quality_filter": "fails a --filter threshold",
 }
@@ -52,6 +59,8 @@ REASONS = {
 
 _DELAY_ENV = "RAINBENCH_PROBE_DELAY"  # seconds slept per probe: a test hook to interrupt runs mid-way
 _CHUNK = 1 << 20
+_IN_MEMORY = 1 << 28  # files up to 256 MiB are read once: hashed and decoded from the same bytes
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,19 @@ def _reason_code(message: str) -> str:
     if "truncated" in text:
         return "truncated"
     return "corrupt"
+
+
+def _read_once(path: str, size: int) -> tuple[str, Any]:
+    """sha256 of a file and what to decode: its bytes (small files) or its path (large ones).
+
+    Decoding the very bytes that were hashed means a file rewritten mid-probe cannot give a record
+    whose hash describes one version and whose pixels another.
+    """
+    if size <= _IN_MEMORY:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return hashlib.sha256(data).hexdigest(), data
+    return _sha256_file(path)[0], path
 
 
 def _sha256_file(path: str) -> tuple[str, int]:
@@ -125,7 +147,21 @@ def _quarantine(record: dict[str, Any], reason: str, detail: str) -> dict[str, A
 
 
 def probe(task: ProbeTask, options: ProbeOptions = ProbeOptions()) -> dict[str, Any]:
-    """Probe one task into a record dict; bad input gives ``status="quarantined"``, never an exception."""
+    """Probe one task into a record dict; bad input gives ``status="quarantined"``, never an exception.
+
+    Library warnings raised meanwhile (Pillow's "Corrupt EXIF data", ...) are file facts: they go
+    to the record's ``warnings``, never raw to the terminal.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = _probe(task, options)
+    if caught:
+        texts = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).strip()}" for w in caught))
+        record["warnings"] = "; ".join(filter(None, [record.get("warnings"), *texts]))
+    return record
+
+
+def _probe(task: ProbeTask, options: ProbeOptions) -> dict[str, Any]:
     delay = float(os.environ.get(_DELAY_ENV) or 0)
     if delay:
         time.sleep(delay)
@@ -149,11 +185,10 @@ def probe(task: ProbeTask, options: ProbeOptions = ProbeOptions()) -> dict[str, 
             source: Any = data
             reduce = 1
         else:
-            record["sha256"], _ = _sha256_file(task.file)
-            source = task.file
+            record["sha256"], source = _read_once(task.file, size)
             reduce = 1
             try:
-                with Image.open(task.file) as header:
+                with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as header:
                     if header.format == "JPEG":
                         reduce = pick_reduce(*header.size)
             except Exception:  # noqa: BLE001 - decode() below names the problem properly
@@ -185,6 +220,34 @@ def _probe_chunk(tasks: list[ProbeTask], options: ProbeOptions) -> list[dict[str
     return [probe(task, options) for task in tasks]
 
 
+def _end_with_parent() -> None:
+    """Worker initializer: the worker ends when the ingest process dies, even by SIGKILL.
+
+    Linux: the kernel sends SIGTERM when the parent exits (``PR_SET_PDEATHSIG``); elsewhere a
+    daemon thread polls for the parent. Either way a killed ingest leaves no idle workers behind.
+    (Under the forkserver start method the parent is the fork server, which ends with ingest.)
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0:
+                if os.getppid() != parent:  # the parent died before the request took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rainbench-parent-watch", daemon=True).start()
+
+
 def probe_all(
     tasks: Iterable[ProbeTask],
     options: ProbeOptions = ProbeOptions(),
@@ -204,7 +267,7 @@ def probe_all(
         return
     limit = in_flight or 4 * workers
     iterator = iter(tasks)
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent) as pool:
         pending: dict[cf.Future, list[ProbeTask]] = {}
 
         def submit() -> bool:

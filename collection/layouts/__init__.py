@@ -24,12 +24,15 @@ from .plain import list_plain
 from .rain800 import list_rain800
 from .sidecar import read_sidecar
 from .spa import list_spa
-from .tree import VIDEO_SUFFIXES, Tree
+from .tree import BROKEN_LINK, LINK_LOOP, NOT_A_FILE, VIDEO_SUFFIXES, Tree, text_name
 from .unpaired import list_unpaired
 from .video import frame_label, list_video, read_video_frame
 
 __all__ = [
+    "BROKEN_LINK",
     "LAYOUTS",
+    "LINK_LOOP",
+    "NOT_A_FILE",
     "ROLES",
     "UNSUPPORTED",
     "VIDEO_SUFFIXES",
@@ -44,6 +47,7 @@ __all__ = [
     "read_video_frame",
     "skipped_files",
     "survey",
+    "text_name",
     "unsupported_files",
 ]
 
@@ -76,7 +80,8 @@ class Survey:
     items: list[SourceItem]
     """Items sorted by relative path (video frames by time)."""
     skipped: list[tuple[Path, str]]
-    """(absolute path, reason) of every other non-hidden file under the root, sorted."""
+    """(absolute path, reason) of every other non-hidden entry under the root (broken links,
+    link loops and FIFOs included), sorted."""
 
 
 def detect_layout(root: str | os.PathLike) -> str:
@@ -91,13 +96,17 @@ def survey(
     tags: dict[str, str] | None = None,
     sidecar: str | os.PathLike | None = None,
     fps: float = 1.0,
+    exclude: tuple[str | os.PathLike, ...] = (),
 ) -> Survey:
-    """Detect or apply ``layout`` under ``root``; items and skipped files in one pass."""
+    """Detect or apply ``layout`` under ``root``; items and skipped files in one pass.
+
+    Folders in ``exclude`` (the ingest output) and folders rainbench wrote are not entered.
+    """
     if layout != "auto" and layout not in _LISTERS:
         raise LayoutError(f"unknown layout {layout!r}; choose auto or one of {', '.join(LAYOUTS)}")
     if not fps > 0:
         raise LayoutError(f"fps must be positive, got {fps}")
-    tree = Tree(root)
+    tree = Tree(root, exclude)
     chosen = detect(tree) if layout == "auto" else layout
     # The name as the user typed it: a symlinked folder keeps its own name, not its target's.
     typed = Path(root).expanduser().absolute().name
@@ -142,6 +151,8 @@ def survey(
         else:
             reason = UNSUPPORTED
         skipped.append((tree.abspath(rel), reason))
+    skipped += [(tree.abspath(rel), reason) for rel, reason in tree.odd.items()]
+    skipped.sort(key=lambda s: s[0])
     return Survey(layout=chosen, items=items, skipped=skipped)
 
 

@@ -1,22 +1,47 @@
 """One scan of a source folder: every non-hidden file and folder, by relative POSIX path.
 
 Layout detection and enumeration both read this scan, so a large folder is listed once. Hidden
-names (``.cache``, ``.DS_Store``, macOS ``._`` files) are not part of any source.
+names (``.cache``, ``.DS_Store``, macOS ``._`` files) are not part of any source, nor are folders
+rainbench wrote (:data:`OUTPUT_MARKERS`: an ingest ``--out`` inside a source, a run or derain
+folder) or folders the caller excludes. Entries that are neither a file nor a folder are kept in
+:attr:`Tree.odd` with why (a dangling link, a link loop, a FIFO), so the pipeline can account for them.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from collection.images import IMAGE_SUFFIXES
 
 from .item import LayoutError
 
+log = logging.getLogger(__name__)
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 """File name suffixes (lower case) read as videos."""
+
+BROKEN_LINK = "broken symbolic link"
+"""Start of the reason given for a link whose target does not exist."""
+LINK_LOOP = "symbolic link loop"
+"""Start of the reason given for a link that loops or leads to a folder already listed."""
+NOT_A_FILE = "not a regular file"
+"""Start of the reason given for FIFOs, sockets and device files."""
+
+OUTPUT_MARKERS: tuple[tuple[str, ...], ...] = (
+    ("dataset_dict.json", "manifest.parquet"),  # rainbench ingest --out
+    ("run.json",),  # rainbench run
+    ("derain.json",),  # rainbench derain
+    ("train.json",),  # rainbench train
+    ("metric_specs.json",),  # rainbench leaderboard
+)
+"""Files that together mark a folder rainbench wrote; such a folder below a source root is skipped.
+(``collection`` cannot import the verbs' constants, so the names are restated here.)"""
 
 _SPLIT_WORDS = {
     "train": "train",
@@ -44,6 +69,27 @@ def _suffix(rel: str) -> str:
 def is_hidden(name: str) -> bool:
     """True for names that are never part of a source (dot files and folders)."""
     return name.startswith(".")
+
+
+def text_name(name: str) -> str:
+    """A file-system name as valid text: bytes that are not UTF-8 are written as ``\\xHH``.
+
+    Python decodes such bytes to lone surrogates, which no UTF-8 writer (Parquet, Arrow, JSON
+    files, the terminal) accepts; valid names are returned unchanged.
+    """
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def is_rainbench_output(folder: str | os.PathLike, names: Iterable[str] | None = None) -> bool:
+    """True when ``folder`` holds one of :data:`OUTPUT_MARKERS` (``names``: its entries, if listed)."""
+    found = set(os.listdir(folder) if names is None else names)
+    if any(all(m in found for m in marker) for marker in OUTPUT_MARKERS):
+        return True
+    return ".cache" in found and os.path.isfile(os.path.join(folder, ".cache", "state.json"))
 
 
 def split_of_name(name: str) -> str | None:
@@ -79,10 +125,27 @@ def stem_of(rel: str) -> str:
     return name[:dot] if dot > 0 else name
 
 
-class Tree:
-    """The non-hidden files and folders under ``root``, sorted, as relative POSIX paths."""
+def _odd_reason(entry: os.DirEntry) -> str:
+    """Why an entry that is neither a file nor a folder cannot be read."""
+    if entry.is_symlink():
+        target = os.readlink(entry.path)
+        try:
+            os.stat(entry.path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{LINK_LOOP} (-> {text_name(target)})"
+            return f"{BROKEN_LINK} (-> {text_name(target)}: {exc.strerror or exc})"
+        return f"{NOT_A_FILE} (link to a FIFO, socket or device: {text_name(target)})"
+    return f"{NOT_A_FILE} (FIFO, socket or device)"
 
-    def __init__(self, root: str | os.PathLike):
+
+class Tree:
+    """The non-hidden files and folders under ``root``, sorted, as relative POSIX paths.
+
+    ``exclude``: folders (any spelling of their path) never entered, e.g. the ingest output.
+    """
+
+    def __init__(self, root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()):
         path = Path(root).expanduser()
         if not path.exists():
             raise LayoutError(f"{path}: no such folder")
@@ -91,40 +154,63 @@ class Tree:
         self.root = path.resolve()
         self.files: list[str] = []
         self.dirs: list[str] = []
+        self.odd: dict[str, str] = {}
+        """Relative path -> reason, for entries that are neither file nor folder (links, FIFOs)."""
+        self.outputs: list[str] = []
+        """Relative folders skipped as rainbench outputs or excluded."""
+        self._exclude = {Path(p).expanduser().resolve() for p in exclude}
         self._subdirs: dict[str, list[str]] = defaultdict(list)
         self._direct: dict[str, list[str]] = defaultdict(list)
         self._scan()
 
     def _scan(self) -> None:
-        # Symlinked folders are followed once: the (device, inode) guard stops loops.
-        seen: set[tuple[int, int]] = set()
+        # Symlinked folders are followed once: the (device, inode) guard stops loops, and a link
+        # to a folder already listed is reported rather than listed twice.
+        st = self.root.stat()
+        seen: dict[tuple[int, int], str] = {(st.st_dev, st.st_ino): ""}
         stack = [""]
         while stack:
             rel = stack.pop()
             folder = self.root / rel if rel else self.root
             try:
-                st = folder.stat()
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
                 raise LayoutError(f"{folder}: cannot read folder ({exc.strerror or exc})") from None
+            if rel and (folder.resolve() in self._exclude or is_rainbench_output(folder, [e.name for e in entries])):
+                log.info("%s: skipped, a folder rainbench writes (an output, not a source)", folder)
+                self.outputs.append(rel)
+                continue
             for entry in entries:
                 if is_hidden(entry.name):
                     continue
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 try:
-                    if entry.is_dir():
-                        self.dirs.append(child)
-                        self._subdirs[rel].append(child)
-                        stack.append(child)
-                    elif entry.is_file():
-                        self.files.append(child)
-                        self._direct[rel].append(child)
-                except OSError:  # a dangling link is neither; nothing to read
+                    is_dir = entry.is_dir()
+                    is_file = not is_dir and entry.is_file()
+                except OSError as exc:  # ELOOP: a link chain that never ends
+                    self.odd[child] = f"{LINK_LOOP} ({exc.strerror or exc})"
                     continue
+                if is_dir:
+                    if entry.is_symlink():
+                        target = os.stat(entry.path)
+                        ident = (target.st_dev, target.st_ino)
+                        if ident in seen:
+                            where = seen[ident] or "the source root"
+                            self.odd[child] = f"{LINK_LOOP} (leads to {where}, already listed)"
+                            continue
+                        seen[ident] = child
+                    else:
+                        target = entry.stat()
+                        seen.setdefault((target.st_dev, target.st_ino), child)
+                    self.dirs.append(child)
+                    self._subdirs[rel].append(child)
+                    stack.append(child)
+                elif is_file:
+                    self.files.append(child)
+                    self._direct[rel].append(child)
+                else:
+                    self.odd[child] = _odd_reason(entry)
         self.files.sort()
         self.dirs.sort()
         self._images = [f for f in self.files if _suffix(f) in IMAGE_SUFFIXES]

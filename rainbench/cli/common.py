@@ -115,6 +115,13 @@ def configure_logging(common: Common) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
+    # Library warnings (Pillow's "Corrupt EXIF data", ...) describe files, not the run: through
+    # logging, shown with --verbose only, never raw on stderr (ingest also stores them per row).
+    logging.captureWarnings(True)
+    warned = logging.getLogger("py.warnings")
+    warned.handlers[:] = [handler]
+    warned.setLevel(logging.WARNING if common.verbosity >= 2 else logging.CRITICAL)
+    warned.propagate = False
 
 
 @functools.cache
