@@ -13,7 +13,9 @@ writer fails at once with :class:`OutputLockedError`, one line naming the folder
 is missing (Windows), no lock is taken.
 
 The lock is per open file, not per process: one process taking the lock of a folder it already
-holds fails the same way, which is what a nested writer into one folder deserves.
+holds fails the same way, which is what a nested writer into one folder deserves. A forked child
+(ingest's probe workers) would share the open file and keep the lock alive after its parent is
+killed, so every child closes its copies of the held lock files as soon as it starts.
 """
 
 from __future__ import annotations
@@ -44,6 +46,23 @@ LOCK_NAME = ".rainbench.lock"
 """The lock file's name inside the output folder."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_HELD: set[int] = set()
+"""File descriptors of the locks this process holds (closed in forked children)."""
+
+
+def _close_inherited() -> None:
+    # Closing a child's copy never unlocks the parent: flock is released with the last copy.
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited)
 
 
 class OutputLockedError(RuntimeError):
@@ -115,6 +134,7 @@ def output_lock(folder: str | os.PathLike, command: str | None = None) -> Iterat
         yield path
         return
     fd = _acquire(path, folder)
+    _HELD.add(fd)
     try:
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -128,6 +148,7 @@ def output_lock(folder: str | os.PathLike, command: str | None = None) -> Iterat
             path.unlink()
         except FileNotFoundError:
             pass
+        _HELD.discard(fd)
         os.close(fd)
         if created:
             try:

@@ -163,3 +163,39 @@ def test_two_runs_into_one_out_the_second_is_refused_and_the_first_completes(tmp
         if first.poll() is None:
             first.kill()
             first.wait()
+
+
+_FORKING_HOLDER = """
+import os, sys, time
+from collection.lock import output_lock
+with output_lock(sys.argv[1]):
+    child = os.fork()
+    if child == 0:  # a worker: outlives its parent for a while, like a probe worker after kill -9
+        time.sleep(30)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_does_not_keep_a_killed_parents_lock(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", _FORKING_HOLDER, str(out)], cwd=str(REPO),
+                            stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        with pytest.raises(OutputLockedError):
+            with output_lock(out):
+                pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        os.kill(child, 0)  # the worker is still alive ...
+        with output_lock(out):  # ... and the folder is free
+            pass
+    finally:
+        proc.kill()
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
