@@ -60,8 +60,11 @@ def summarise_leakage(frame: pd.DataFrame) -> dict[str, Any]:
     return {"cells": cells, "pairs": pairs}
 
 
-def _identity_image(by_key: pd.DataFrame, key: str):
-    """A small RGB Pillow image of a row's identity image (a pair's clean image, else its own)."""
+def _identity_image(by_key: pd.DataFrame, key: str, raw_files: dict[str, Any]):
+    """A small RGB Pillow image of a row's identity image (a pair's clean image, else its own).
+
+    ``raw_files`` maps the escaped text of a non-UTF-8 file name back to the name on disk.
+    """
     from PIL import Image
 
     from collection.build import image_bytes
@@ -75,10 +78,11 @@ def _identity_image(by_key: pd.DataFrame, key: str):
     has_region = region is not None and not (isinstance(region, float) and np.isnan(region))
     has_time = frame_time is not None and not (isinstance(frame_time, float) and np.isnan(frame_time))
     if has_region or has_time:
-        source: Any = io.BytesIO(image_bytes(row["file"], tuple(region) if has_region else None,
+        source: Any = io.BytesIO(image_bytes(raw_files.get(row["file"], row["file"]),
+                                             tuple(region) if has_region else None,
                                              float(frame_time) if has_time else None))
     else:
-        source = row["file"]
+        source = raw_files.get(row["file"], row["file"])
     img = open_image(source, reduce=4)
     scale = THUMB_HEIGHT / img.height
     return img.resize((max(1, round(img.width * scale)), THUMB_HEIGHT), Image.Resampling.LANCZOS)
@@ -97,7 +101,8 @@ def write_thumbnails(summary: dict[str, Any], frame: pd.DataFrame, out: Path) ->
         strips = []
         for a, b in entry["examples"]:
             try:
-                left, right = _identity_image(by_key, a), _identity_image(by_key, b)
+                raw = frame.attrs.get("raw_files", {})
+                left, right = _identity_image(by_key, a, raw), _identity_image(by_key, b, raw)
             except (OSError, ImageLoadError, KeyError):
                 continue  # a file moved since the probe: the counts stand, the picture is skipped
             strip = Image.new("RGB", (left.width + right.width + 4, THUMB_HEIGHT), "white")
