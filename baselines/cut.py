@@ -98,7 +98,7 @@ class CUTOptions:
     needs_weights=True,
     devices=("cpu", "cuda"),
     summary="Adversarial + PatchNCE on NLCL's generator, without the layer contrast or rain generator.",
-    multiple=4,
+    multiple=1,
     tile=512,
 ))
 class CUTMethod(NLCLMethod):

@@ -3,8 +3,10 @@
 A method subclass declares a ``Config`` dataclass (its options, with defaults), is decorated with
 :func:`baselines.registry.register`, and implements :meth:`Method._derain` on a batch already on
 ``self.device``, padded to ``info.multiple``. Everything else is shared here: input validation,
-``torch.no_grad``, tiling of large inputs through :func:`baselines.tiling.tile_apply`, clamping,
-the config hash, checkpoints (``save``/``load``) and the ``fit`` protocol.
+``torch.no_grad``, tiling of large inputs (exact layer-wise streaming,
+:func:`baselines.exact_tiling.stream_apply`, for networks with InstanceNorm; blended tiles,
+:func:`baselines.tiling.tile_apply`, for the rest), clamping, the config hash, checkpoints
+(``save``/``load``) and the ``fit`` protocol.
 
 Learnable methods additionally implement :meth:`Method.networks` (the ``nn.Module`` s whose
 state is saved) and :meth:`Method._fit`; methods with released weights in another format
@@ -15,18 +17,26 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from baselines.registry import MethodError, MethodInfo, build_config, config_fields
+from baselines.exact_tiling import (
+    NotStreamable,
+    Streamable,
+    check_streamable,
+    has_instance_norm,
+    stream_apply,
+    whole_image_fits,
+)
+from baselines.spec import MethodError, MethodInfo, build_config, config_fields
+from baselines.spec import config_hash as hash_config
 from baselines.tiling import pad_to_multiple, tile_apply
+from collection.files import atomic_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +49,6 @@ LogFn = Callable[[dict[str, Any]], None]
 @dataclasses.dataclass(frozen=True)
 class NoConfig:
     """Options of a method that has none."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_checkpoint(path: Path) -> Any:
@@ -94,16 +95,8 @@ def _digest_state(state: Any, digest: hashlib._Hash) -> None:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: an interrupted save leaves the old file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class Method:
@@ -125,7 +118,8 @@ class Method:
             raise MethodError(f"method {self.info.name!r}: config must be a {self.Config.__name__} or a dict")
         self.config = config
         self.device = torch.device(device)
-        self.tile: int = self.info.tile
+        self.tile: int | None = self.info.tile
+        """None: the default (see :meth:`derain`); 0: never tile; N: tile images larger than N pixels."""
         self.has_weights: bool = not self.info.needs_weights
         self.weights_sha256: str | None = None
         self._fitted = False
@@ -139,6 +133,14 @@ class Method:
     def networks(self) -> dict[str, torch.nn.Module]:
         """The modules whose parameters make up the method's weights (none for prior methods)."""
         return {}
+
+    def streamable_network(self) -> Streamable | None:
+        """The network from the [0, 1] input to the output, for exact streaming of large inputs; None if none.
+
+        Methods whose network normalises with whole-image statistics (InstanceNorm) return it so that
+        tiled inference computes the same function as whole-image inference.
+        """
+        return None
 
     def _derain(self, batch: torch.Tensor) -> torch.Tensor:
         """Derain a validated batch on ``self.device`` whose size is a multiple of ``info.multiple``."""
@@ -186,8 +188,7 @@ class Method:
             _digest_state(self.state_dict(), digest)
             weights = digest.hexdigest()
         payload = {"method": self.info.name, "config": dataclasses.asdict(self.config), "weights": weights}
-        text = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return hash_config(payload)
 
     def derain(self, batch: torch.Tensor) -> torch.Tensor:
         """Derain ``batch`` (float N x 3 x H x W in [0, 1]); returns the same shape, dtype and device."""
@@ -202,9 +203,15 @@ class Method:
             net.eval()
         h, w = batch.shape[-2:]
         with torch.no_grad():
-            if self.tile and (h > self.tile or w > self.tile):
-                overlap = min(self.overlap, self.tile // 2)
-                out = tile_apply(self._derain, batch, tile=self.tile, overlap=overlap,
+            how, size, stream = self._tiling(batch)
+            if how == "exact":
+                assert stream is not None
+                padded, _ = pad_to_multiple(batch, self.info.multiple)
+                out = stream_apply(stream.network, padded, tile=size, device=self.device, amp=stream.amp)
+                out = out[..., :h, :w].to(batch.device)
+            elif how == "blend":
+                overlap = min(self.overlap, size // 2)
+                out = tile_apply(self._derain, batch, tile=size, overlap=overlap,
                                  multiple=self.info.multiple, device=self.device)
             else:
                 padded, _ = pad_to_multiple(batch.to(self.device), self.info.multiple)
@@ -216,6 +223,47 @@ class Method:
             if not torch.isfinite(out).all():
                 raise MethodError(f"method {self.info.name!r} produced NaN or infinite values")
             return out.to(batch.dtype).clamp_(0.0, 1.0)
+
+    def _tiling(self, batch: torch.Tensor) -> tuple[str, int, Streamable | None]:
+        """How to run ``batch``: ("whole" | "blend" | "exact", tile size, the streamable network).
+
+        Networks with InstanceNorm are never blended (that changes the function): with ``tile``
+        None they run whole when that fits in free memory, else in exact tiles of ``info.tile``
+        pixels; ``tile`` N forces exact tiles of N; a network the executor cannot stream runs whole,
+        or raises when tiles were asked for. Other methods tile (blended) above ``tile`` pixels,
+        ``info.tile`` when ``tile`` is None.
+        """
+        h, w = batch.shape[-2:]
+        stream = self.streamable_network()
+        normed = stream is not None or any(has_instance_norm(net) for net in self.networks().values())
+        if not normed:
+            size = self.info.tile if self.tile is None else self.tile
+            return ("blend", size, None) if size and (h > size or w > size) else ("whole", 0, None)
+        if self.tile == 0:
+            return "whole", 0, None
+        reason = "it exposes no streamable_network()"
+        if stream is not None:
+            try:
+                check_streamable(stream.network)
+            except NotStreamable as exc:
+                stream, reason = None, str(exc)
+        if stream is None:
+            if self.tile is None:
+                return "whole", 0, None
+            raise MethodError(
+                f"method {self.info.name!r} normalises with whole-image statistics (InstanceNorm) and cannot "
+                f"be tiled exactly ({reason}); tiles would change its output: use tile 0 (whole image)")
+        size = self.tile
+        if size is None:
+            padded = (batch.shape[0], batch.shape[1], h + (-h) % self.info.multiple, w + (-w) % self.info.multiple)
+            if whole_image_fits(stream.network, padded, self.device):
+                return "whole", 0, None
+            size = self.info.tile or 512
+            logger.info("method %s: %d x %d does not fit in free memory whole; exact tiles of %d",
+                        self.info.name, w, h, size)
+        if h <= size and w <= size:
+            return "whole", 0, None
+        return "exact", size, stream
 
     def fit(self, *, rainy: Iterable[torch.Tensor] | None = None, clean: Iterable[torch.Tensor] | None = None,
             pairs: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None, iters: int | None = None,
@@ -253,7 +301,7 @@ class Method:
             "state": self.state_dict(),
         }
         atomic_torch_save(payload, path)
-        self.weights_sha256 = file_sha256(path)
+        self.weights_sha256 = sha256_file(path)
         return path
 
     def load(self, path: str | os.PathLike, *, keep_config: set[str] | None = None) -> Method:
@@ -283,7 +331,7 @@ class Method:
             self._load_native(path, obj)
             self.to(self.device)
         self.has_weights = True
-        self.weights_sha256 = file_sha256(path)
+        self.weights_sha256 = sha256_file(path)
         self._fitted = False
         return self
 

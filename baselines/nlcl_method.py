@@ -1,8 +1,10 @@
 """``nlcl``: the registry's adapter over :mod:`nlcl` (unsupervised non-local contrastive deraining).
 
 Training is delegated to :class:`nlcl.NLCLTrainer` (unpaired rainy and clean sets, independent
-random crops); inference runs the background generator G_B through :func:`nlcl.derain` on tiles of
-the shared tiler (a multiple of 4). Every :class:`nlcl.NLCLConfig` field is an option of the
+random crops); inference runs the background generator G_B through :func:`nlcl.derain` on the whole
+image, or (for images too large for free memory, or with ``tile`` set) in exact tiles of the
+streaming executor (:mod:`baselines.exact_tiling`): G_B has InstanceNorm, so blended tiles would
+change its output. No padding: G_B keeps full resolution (``multiple`` 1). Every :class:`nlcl.NLCLConfig` field is an option of the
 method (``variant=asymmetric``, ``lambda_layer=0.5``, ...), next to the adapter's own budget and
 bookkeeping options (``iters``, ``crop``, ``batch_size``, ``tile``, ``seed``, ...).
 
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 import nlcl
+from baselines.exact_tiling import Streamable
 from baselines.method import LogFn, Method
 from baselines.registry import MethodError, MethodInfo, register
 
@@ -39,7 +42,7 @@ class AdapterOptions:
     iters: int = 20000
     crop: int = 256
     batch_size: int = 1
-    tile: int = 512
+    tile: int | None = None  # None: whole image when it fits in free memory, else exact 512 tiles
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
@@ -85,7 +88,7 @@ def method_config(name: str, nlcl_fields: Iterable[str] | None = None, extra: ty
     needs_weights=True,
     devices=("cpu", "cuda"),
     summary="Non-local contrastive learning of background and rain layers from unpaired rainy and clean images.",
-    multiple=4,
+    multiple=1,
     tile=512,
 ))
 class NLCLMethod(Method):
@@ -112,6 +115,10 @@ class NLCLMethod(Method):
     def networks(self) -> dict[str, nn.Module]:
         """The background generator ``G_B``, the only network inference needs."""
         return {"G_B": self.generator}
+
+    def streamable_network(self) -> Streamable:
+        """G_B from [0, 1] to [0, 1]: the exact tiler streams its InstanceNorm layers."""
+        return Streamable(nlcl.UnitRange(self.generator), amp=self.config.amp)
 
     def _derain(self, batch: Tensor) -> Tensor:
         return nlcl.derain(self.generator, batch, multiple=self.info.multiple, amp=self.config.amp)

@@ -5,7 +5,7 @@ Depends on torch alone and works on tensors; reading files is the caller's job.
 
 from .checkpoint import load_generator, save_generator
 from .config import NLCLConfig
-from .inference import derain
+from .inference import UnitRange, derain
 from .intrinsic_dim import IDReport, estimate_intrinsic_dim, levina_bickel, two_nn
 from .networks import Discriminator, Generator, ProjectionHead
 from .sampler import gather_at, sample_nonlocal
@@ -18,6 +18,7 @@ __all__ = [
     "NLCLConfig",
     "NLCLTrainer",
     "ProjectionHead",
+    "UnitRange",
     "derain",
     "estimate_intrinsic_dim",
     "gather_at",

@@ -143,9 +143,14 @@ def test_large_inputs_go_through_the_tiler(name):
     big = torch.rand(1, 3, 70, 90, generator=torch.Generator().manual_seed(0))
     tiled, untiled = method.derain(big), whole.derain(big)
     assert tiled.shape == big.shape
-    # Same weights; tiles only differ near their borders (instance norm and padding see a smaller image).
-    assert not torch.equal(tiled, untiled)
-    assert (tiled - untiled).abs().mean() < 0.1
+    if name == "prenet":
+        # Blended tiles: they only differ near tile borders (padding sees a smaller image).
+        assert not torch.equal(tiled, untiled)
+        assert (tiled - untiled).abs().mean() < 0.1
+    else:
+        # InstanceNorm generators are streamed exactly: tiling does not change the function.
+        assert method._tiling(big)[0] == "exact"
+        assert (tiled - untiled).abs().max() < 1e-5
 
 
 # ----------------------------------------------------------------------------- PReNet

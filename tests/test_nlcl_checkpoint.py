@@ -85,7 +85,9 @@ def test_derain_shape_range_padding_and_8bit_convention() -> None:
     seen: list[tuple[int, int]] = []
     g.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape[-2:])))
     x = torch.rand(2, 3, 37, 53)
-    y = derain(g, x)
+    assert derain(g, x).shape == x.shape and seen == [(37, 53)]  # full resolution: no padding by default
+    seen.clear()
+    y = derain(g, x, multiple=4)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     assert seen == [(40, 56)]
     with torch.no_grad():
