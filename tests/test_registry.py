@@ -124,18 +124,27 @@ def test_missing_weights_fail_at_derain_not_create(scale_method):
     with pytest.raises(MethodError) as err:
         m.derain(torch.rand(1, 3, 8, 8))
     assert "--weights" in str(err.value) and "rainbench train --method test-scale" in str(err.value)
+
+    # After fit, derain runs what was learnt: the training pairs' rainy side is 0.2 brighter, and
+    # held-out rainy images come out with that brightness removed.
     logs = []
-    summary = m.fit(pairs=_pairs(), iters=30, on_log=logs.append)
-    assert len(logs) == 30 and "loss" in summary
-    out = m.derain(torch.rand(2, 3, 8, 8))
-    assert out.shape == (2, 3, 8, 8)
+    m = baselines.create("test-scale", lr=0.5)
+    summary = m.fit(pairs=_pairs(), iters=100, on_log=logs.append)
+    assert len(logs) == 100 and summary["loss"] < logs[0]["loss"] / 10
+    held_out = _pairs(n=3, seed=7)
+    rainy, clean = torch.stack([r for r, _ in held_out]), torch.stack([c for _, c in held_out])
+    out = m.derain(rainy)
+    assert out.shape == rainy.shape
+    assert (rainy - clean).mean() > 0.19 and (out - clean).mean().abs() < 0.02
+    assert (out - clean).pow(2).mean() < (rainy - clean).pow(2).mean() / 5
 
 
 def test_fit_is_a_noop_for_prior_methods():
-    m = baselines.create("identity")
-    hash_before = m.config_hash
-    assert m.fit(rainy=[torch.rand(3, 8, 8)], clean=[torch.rand(3, 8, 8)], iters=5) == {}
-    assert m.config_hash == hash_before
+    m = baselines.create("guided")
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    before, hash_before = m.derain(x), m.config_hash
+    assert m.fit(rainy=[torch.rand(3, 24, 24)], clean=[torch.rand(3, 24, 24)], iters=5) == {}
+    assert m.config_hash == hash_before and torch.equal(m.derain(x), before)
 
 
 def test_fit_checks_the_kind_of_data(scale_method):
@@ -220,12 +229,37 @@ def test_derain_tiles_large_inputs_and_pads_to_the_multiple():
         unregister("test-tiled")
 
 
-def test_outputs_are_clamped_and_keep_dtype_and_device():
-    m = baselines.create("guided")
-    x = torch.rand(1, 3, 24, 24, dtype=torch.float64)
-    out = m.derain(x)
-    assert out.dtype == torch.float64 and out.device == x.device
-    assert out.min() >= 0 and out.max() <= 1
+@pytest.fixture
+def overshoot():
+    """A method that returns float32 values far outside [0, 1], recording the device it ran on."""
+    seen = []
+
+    @register(_info("test-overshoot", kind="prior", learns_from="none", needs_weights=False))
+    class Overshoot(Method):
+        def _derain(self, batch):
+            seen.append(batch.device)
+            return batch.float() * 3 - 1
+
+    yield seen
+    unregister("test-overshoot")
+
+
+def test_outputs_are_clamped_and_keep_dtype(overshoot):
+    x = torch.rand(1, 3, 24, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    raw = x.float() * 3 - 1
+    assert raw.min() < -0.5 and raw.max() > 1.5  # the method really overshoots
+    out = baselines.create("test-overshoot").derain(x)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, raw.double().clamp(0, 1))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_method_on_cuda_returns_outputs_on_the_inputs_device(overshoot):
+    x = torch.rand(2, 3, 24, 24)
+    out = baselines.create("test-overshoot", device="cuda").derain(x)
+    assert [d.type for d in overshoot] == ["cuda"] and out.device == x.device
+    torch.testing.assert_close(out, (x * 3 - 1).clamp(0, 1))
 
 
 def test_cli_strings_coerce_to_bool_literal_optional_and_tuple_fields():
