@@ -70,20 +70,36 @@ def test_bad_function_output_is_a_clear_error():
 
 
 def test_tiles_go_to_the_requested_device_in_bounded_batches():
+    # "meta" stands in for an accelerator on a CPU-only machine: a tile that was not moved stays "cpu".
     calls = []
 
     def fn(t):
-        calls.append(t.shape[0])
-        assert t.device.type == "cpu"
-        return t
+        calls.append((t.shape[0], t.device.type))
+        return torch.full(t.shape, 0.5)  # what the device computed, handed back
 
     x = torch.rand(2, 3, 300, 300)
-    tile_apply(fn, x, tile=100, overlap=20, batch_tiles=2, device="cpu")
-    assert max(calls) == 2 * 2  # 2 positions x 2 images, never the whole image
+    out = tile_apply(fn, x, tile=100, overlap=20, batch_tiles=2, device="meta")
+    assert {device for _, device in calls} == {"meta"}
+    # 4 x 4 positions of 2 images, 2 positions per call: never the whole image at once
+    assert [n for n, _ in calls] == [2 * 2] * 8
+    assert out.device == x.device and torch.equal(out, torch.full_like(x, 0.5))
+    tile_apply(fn, torch.rand(1, 3, 50, 50), tile=100, device="meta")  # one tile: passed whole, still moved
+    assert calls[-1] == (1, "meta")
+    calls.clear()
+    tile_apply(fn, x, tile=100, overlap=20, batch_tiles=2)  # no device: tiles stay on the input's
+    assert {device for _, device in calls} == {"cpu"}
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_tiles_match_cpu():
+    seen = []
+
+    def blur_on_device(t):
+        seen.append(t.device.type)
+        return _blur5(t)
+
     x = torch.rand(1, 3, 300, 400)
-    out = tile_apply(_blur5, x, tile=128, overlap=32, device="cuda")
+    out = tile_apply(blur_on_device, x, tile=128, overlap=32, device="cuda")
+    assert set(seen) == {"cuda"}
     assert out.device.type == "cpu" and (out - _blur5(x))[..., 2:-2, 2:-2].abs().max() < 1e-5
