@@ -322,10 +322,35 @@ def to_tensor(images: np.ndarray | Image.Image | Sequence[np.ndarray | Image.Ima
     return batch.float().div_(255.0)
 
 
+def quantise(x):
+    """8-bit levels of values in [0, 1] by MATLAB's convention (``im2uint8``): float64 0..255.
+
+    Clips to [0, 1], multiplies by 255 in float64 (exact for float32 input) and rounds half away
+    from zero, as MATLAB's ``round`` does. ``torch.round`` (half to even) in float32 differs: the
+    float32 product can land on a tie the exact one does not, and ties go to the even level. Every
+    score rainbench computes quantises through this one function. Takes a tensor (returns one, on
+    its device) or an array; NaN or infinite values raise ``ValueError``.
+    """
+    if isinstance(x, np.ndarray):
+        x64 = x.astype(np.float64, copy=True)
+        if not np.isfinite(x64.sum()):
+            raise ValueError("image holds NaN or infinite values")
+        return np.floor(np.clip(x64, 0.0, 1.0, out=x64) * 255.0 + 0.5)
+    import torch
+
+    if not torch.is_floating_point(x):
+        raise ValueError(f"expected a float tensor in [0, 1], got dtype {x.dtype}")
+    x64 = x.detach().to(torch.float64, copy=True)
+    if not torch.isfinite(x64.sum()):  # one reduction; float64 cannot overflow on float32 input
+        raise ValueError("image holds NaN or infinite values")
+    return x64.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).floor_()
+
+
 def to_uint8(batch) -> np.ndarray:
     """Quantise a float ``N x 3 x H x W`` (or ``3 x H x W``) tensor in [0, 1] to uint8 ``N x H x W x 3``.
 
-    Rounds to nearest, as saving a PNG would; NaN or infinite values raise ``ValueError``.
+    Rounds by :func:`quantise` (MATLAB's convention), as the runner does before scoring; NaN or
+    infinite values raise ``ValueError``.
     """
     import torch
 
@@ -333,10 +358,7 @@ def to_uint8(batch) -> np.ndarray:
         batch = batch.unsqueeze(0)
     if batch.ndim != 4 or batch.shape[1] != 3:
         raise ValueError(f"expected an N x 3 x H x W tensor, got shape {tuple(batch.shape)}")
-    batch = batch.detach().float()
-    if not torch.isfinite(batch).all():
-        raise ValueError("tensor holds NaN or infinite values")
-    out = batch.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    out = quantise(batch).to(torch.uint8)
     return out.permute(0, 2, 3, 1).cpu().numpy()
 
 

@@ -13,30 +13,38 @@ reports progress through a callback and returns a :class:`RunSummary`. Propertie
   calls ``sys.exit`` or raises any other ``BaseException``: only Ctrl-C (``KeyboardInterrupt``)
   stops the run;
 - one process writes a run directory at a time (:func:`collection.lock.output_lock`);
-- outputs are quantised to uint8 before scoring, as a saved PNG would be, and can be saved so;
+- outputs are quantised to uint8 before scoring (:func:`collection.images.quantise`, MATLAB's
+  convention, the same as every metric's), as a saved PNG would be, and can be saved so;
 - reference metrics are computed only for rows that have a clean image;
 - mixed precision (fp16 autocast) is used only on CUDA, and an image whose fp16 output is not
   finite is recomputed in fp32.
+
+The per-batch work (methods, quantisation, metrics, error rows) is :class:`rainbench.batch.BatchRunner`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from baselines.spec import config_hash as hash_config
 from collection.lock import locks_output
-from rainbench.data import BenchDataset, Sample, open_dataset
+from rainbench.batch import (  # noqa: F401 - error_text and is_method_failure: the CLI's derain uses them
+    BatchRunner,
+    PreparedMethod,
+    PreparedMetric,
+    error_text,
+    is_method_failure,
+)
+from rainbench.data import BenchDataset, open_dataset
 from rainbench.results import (
     ResultsError,
     ResultsWriter,
@@ -66,6 +74,8 @@ class MethodRequest:
     name: str
     weights: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    tile: int | None = None
+    """Tile size set on the created method (``method.tile``: 0 never tiles); None keeps its default."""
 
 
 @dataclass
@@ -94,28 +104,7 @@ class RunSummary:
     seconds: float
 
 
-@dataclass
-class _Method:
-    name: str
-    model: Any
-    config_hash: str
-    request: dict[str, Any]
-
-
-@dataclass(eq=False)  # compared by identity: the runner asks "is this metric expected for this image"
-class _Metric:
-    name: str
-    fn: Any
-    needs_reference: bool
-    lower_better: bool
-    spec_json: str
-
-
-def _config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> _Method:
+def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> PreparedMethod:
     """Create a method from a request (name, weights, config), or wrap an already-built one."""
     if isinstance(item, tuple):
         item = MethodRequest(*item)
@@ -126,6 +115,9 @@ def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> _Method:
 
         model = baselines.create(item.name, weights=item.weights, device=str(device), **dict(item.config))
         request = {"name": item.name, "weights": item.weights, "config": dict(item.config)}
+        if item.tile is not None:
+            model.tile = item.tile
+            request["tile"] = item.tile
         name = item.name
     else:
         model = item
@@ -136,11 +128,11 @@ def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> _Method:
     if getattr(model, "has_weights", True) is False:  # fail before the run, not once per image
         raise ValueError(f"method {name!r} needs weights: pass --weights {name}=FILE (weights= in MethodRequest), "
                          f"or train them with `rainbench train --method {name}`")
-    config_hash = getattr(model, "config_hash", None) or _config_hash(request)
-    return _Method(name, model, str(config_hash), request)
+    config_hash = getattr(model, "config_hash", None) or hash_config(request)
+    return PreparedMethod(name, model, str(config_hash), request)
 
 
-def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, niqe_model: Path | None) -> list[_Metric]:
+def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, niqe_model: Path | None) -> list[PreparedMetric]:
     """Check every metric's weights first (fail before any work), then build them (never downloading)."""
     names = [item for item in items if isinstance(item, str) and not (item == "niqe" and niqe_model is not None)]
     if names:
@@ -157,13 +149,13 @@ def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None
                                  niqe_model=niqe_model if item == "niqe" else None)
         spec = item.spec
         spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec, sort_keys=True, default=str)
-        out.append(_Metric(spec.name, item, bool(spec.needs_reference), bool(spec.lower_better), spec_json))
+        out.append(PreparedMetric(spec.name, item, bool(spec.needs_reference), bool(spec.lower_better), spec_json))
     if len({m.name for m in out}) != len(out):
         raise ValueError("the same metric is requested twice")
     return out
 
 
-def _done_pairs(existing: pd.DataFrame, dataset: BenchDataset, methods: list[_Method], metrics: list[_Metric]) -> set[tuple[str, str]]:
+def _done_pairs(existing: pd.DataFrame, dataset: BenchDataset, methods: list[PreparedMethod], metrics: list[PreparedMetric]) -> set[tuple[str, str]]:
     """(image_id, method) pairs whose every expected metric row is stored with the current config."""
     if existing.empty:
         return set()
@@ -179,185 +171,6 @@ def _done_pairs(existing: pd.DataFrame, dataset: BenchDataset, methods: list[_Me
         if expected <= got:
             done.add((image_id, method))
     return done
-
-
-def is_method_failure(exc: BaseException) -> bool:
-    """True for what a method may raise and the caller records per image: everything but Ctrl-C.
-
-    ``SystemExit`` (a method calling ``sys.exit``) is a failure of that image, not the end of the
-    process; ``KeyboardInterrupt`` and ``GeneratorExit`` keep their meaning and propagate.
-    """
-    return not isinstance(exc, (KeyboardInterrupt, GeneratorExit))
-
-
-def error_text(exc: BaseException) -> str:
-    """One line for a result row's ``error``: ``Type: first line of the message``."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, SystemExit):
-        return f"SystemExit: the method called sys.exit({exc.code!r})"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class _BatchRunner:
-    """Runs one size-homogeneous batch of samples through every method and metric."""
-
-    def __init__(self, methods, metrics, device, amp: bool, outputs_dir: Path | None, base: dict, meta: pd.DataFrame):
-        import torch
-
-        self.torch = torch
-        self.methods, self.metrics, self.device = methods, metrics, device
-        self.amp = amp and device.type == "cuda"
-        self.outputs_dir = outputs_dir
-        self.base = base
-        self.has_clean = meta["has_clean"].to_numpy()
-        self.subsets = [{c: None if pd.isna(v) else str(v) for c, v in zip(("source", "rain_kind"), values)}
-                        for values in meta[["source", "rain_kind"]].itertuples(index=False)]
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-
-    def _call(self, method: _Method, x, amp: bool):
-        torch = self.torch
-        autocast = torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext()
-        with torch.no_grad(), autocast:
-            y = method.model.derain(x)
-        if not isinstance(y, torch.Tensor):
-            raise TypeError(f"derain returned {type(y).__name__}, not a tensor")
-        return y.float()
-
-    def derain(self, method: _Method, x) -> tuple[list, list[str | None], list[float]]:
-        """Per image: the output (or None), the error text (or None), and seconds spent."""
-        n = x.shape[0]
-        start = time.perf_counter()
-        try:
-            y = self._call(method, x, self.amp)
-            self._sync()
-        except BaseException as exc:  # a method's failure is data, recorded per image (sys.exit too)
-            if not is_method_failure(exc):
-                raise
-            if n > 1:
-                return self._one_by_one(method, x)
-            return [None], [error_text(exc)], [time.perf_counter() - start]
-        if tuple(y.shape) != tuple(x.shape):
-            if n > 1:
-                return self._one_by_one(method, x)
-            return [None], [f"wrong output shape {tuple(y.shape)} for input {tuple(x.shape)}"], [time.perf_counter() - start]
-        seconds = [(time.perf_counter() - start) / n] * n
-        finite = self.torch.isfinite(y.reshape(n, -1)).all(dim=1).tolist()  # one pass for the batch
-        outputs, errors = [], []
-        for i in range(n):
-            out = y[i:i + 1]
-            if not finite[i] and self.amp:
-                out = self._call(method, x[i:i + 1], amp=False)
-                finite[i] = bool(self.torch.isfinite(out).all())
-            outputs.append(out if finite[i] else None)
-            errors.append(None if finite[i] else "output holds NaN or infinite values")
-        return outputs, errors, seconds
-
-    def _one_by_one(self, method: _Method, x):
-        outputs, errors, seconds = [], [], []
-        for i in range(x.shape[0]):
-            o, e, s = self.derain(method, x[i:i + 1])
-            outputs += o
-            errors += e
-            seconds += s
-        return outputs, errors, seconds
-
-    def score(self, metric: _Metric, pred, ref) -> list[tuple[float, str | None]]:
-        """Score a batch (against ``ref`` for reference metrics); a failing batch is retried image by image."""
-        torch = self.torch
-        n = pred.shape[0]
-        try:
-            with torch.no_grad():
-                values = metric.fn(pred, ref) if metric.needs_reference else metric.fn(pred)
-            values = torch.as_tensor(values).detach().double().reshape(-1).cpu().numpy()
-            if len(values) != n:
-                raise ValueError(f"metric returned {len(values)} values for {n} images")
-        except BaseException as exc:  # recorded per image, as for methods
-            if not is_method_failure(exc):
-                raise
-            if n > 1:
-                return [r for i in range(n) for r in self.score(metric, pred[i:i + 1], None if ref is None else ref[i:i + 1])]
-            return [(float("nan"), error_text(exc))]
-        # inf is a legitimate score (PSNR of a perfect reconstruction); NaN never is
-        return [(float(v), None if not np.isnan(v) else "metric value is nan") for v in values]
-
-    def run(self, samples: list[Sample], pending: dict[str, set[str]]) -> list[dict]:
-        """Result rows for every pending (sample, method, expected metric) of one batch."""
-        from collection.images import save_image, to_tensor, to_uint8
-
-        torch = self.torch
-        rows: list[dict] = []
-        expected = {s.id: [m for m in self.metrics if self.has_clean[s.index] or not m.needs_reference] for s in samples}
-
-        def row(sample: Sample, method: _Method, metric: _Metric, value: float, error: str | None, seconds: float) -> dict:
-            return {**self.base, "image_id": sample.id, "method": method.name, "method_config_hash": method.config_hash,
-                    "metric": metric.name, "metric_spec": metric.spec_json, "value": value,
-                    "lower_better": metric.lower_better, "seconds": seconds, "error": error, **self.subsets[sample.index]}
-
-        good = [s for s in samples if s.error is None]
-        for s in samples:
-            if s.error is not None:
-                for method in self.methods:
-                    if method.name in pending[s.id]:
-                        rows += [row(s, method, m, float("nan"), s.error, 0.0) for m in expected[s.id]]
-        if not good:
-            return rows
-        # to_tensor returns a channels-last view; convolutions in methods and metrics run about 2x
-        # faster on the usual contiguous N x C x H x W layout.
-        x = to_tensor([s.rainy for s in good]).to(self.device, memory_format=torch.contiguous_format)
-        clean: dict[str, Any] = {}
-        clean_error: dict[str, str] = {}
-        for s in good:
-            if s.clean is None:
-                continue
-            if s.clean.shape != s.rainy.shape:
-                clean_error[s.id] = f"clean image is {s.clean.shape[1]}x{s.clean.shape[0]}, rainy is {s.rainy.shape[1]}x{s.rainy.shape[0]}"
-            else:
-                clean[s.id] = to_tensor(s.clean).to(self.device, memory_format=torch.contiguous_format)
-        for method in self.methods:
-            idx = [i for i, s in enumerate(good) if method.name in pending[s.id]]
-            if not idx:
-                continue
-            outputs, errors, seconds = self.derain(method, x if len(idx) == len(good) else x[idx])
-            ok: list[tuple[Sample, float]] = []
-            for i, out, err, sec in zip(idx, outputs, errors, seconds):
-                if err is None:
-                    ok.append((good[i], sec))
-                else:
-                    logger.debug("%s on %s: %s", method.name, good[i].id, err)
-                    rows += [row(good[i], method, m, float("nan"), err, sec) for m in expected[good[i].id]]
-            if not ok:
-                continue
-            # Quantise as a saved PNG would be: round(255 x) / 255 equals to_uint8 then to_tensor, in one pass.
-            kept = [out for out in outputs if out is not None]
-            pred = kept[0] if len(kept) == 1 else torch.cat(kept)
-            pred = torch.round(pred * 255.0).clamp_(0.0, 255.0).div_(255.0)  # never in place: the output may be the method's
-            if self.outputs_dir is not None:
-                for (s, _), array in zip(ok, to_uint8(pred)):
-                    save_image(array, self.outputs_dir / method.name / f"{s.id}.png")
-            for metric in self.metrics:
-                chosen = [k for k, (s, _) in enumerate(ok) if metric in expected[s.id]]
-                if metric.needs_reference:
-                    for k in chosen:
-                        s, sec = ok[k]
-                        if s.id in clean_error:
-                            rows.append(row(s, method, metric, float("nan"), clean_error[s.id], sec))
-                    chosen = [k for k in chosen if ok[k][0].id in clean]
-                if not chosen:
-                    continue
-                subset = pred if len(chosen) == len(ok) else pred[chosen]
-                ref = torch.cat([clean[ok[k][0].id] for k in chosen]) if metric.needs_reference else None
-                scores = self.score(metric, subset, ref)
-                rows += [row(ok[k][0], method, metric, v, e, ok[k][1]) for k, (v, e) in zip(chosen, scores)]
-        if self.outputs_dir is not None:
-            for s in good:
-                if s.clean is not None and pending[s.id]:
-                    path = self.outputs_dir / "_clean" / f"{s.id}.png"
-                    if not path.exists():
-                        save_image(s.clean, path)
-        return rows
 
 
 def _new_run_id() -> str:
@@ -407,12 +220,44 @@ def run_benchmark(
     prepared_metrics = _prepare_metrics(list(metrics), device, weights_dir, niqe_model)
     if not isinstance(dataset, BenchDataset):
         dataset = open_dataset(dataset, split, offline=offline)
+    prepared = _prepare_methods(methods, device, include_identity)
+    run_id = _write_run_config(out, dataset, prepared, prepared_metrics, device=device, batch_size=batch_size,
+                               save_outputs=save_outputs, amp=amp)
+    pending, order, n_resumed = _plan(out, dataset, prepared, prepared_metrics)
+    base = {"run_id": run_id, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
+            "split": dataset.split, "device": str(device)}
+    batch_runner = BatchRunner(prepared, prepared_metrics, device, amp, out / "outputs" if save_outputs else None,
+                               base, dataset.meta)
+    if len(order) < SMALL_RUN:
+        workers = 0  # forking a worker costs about a second of CPU; a small run decodes faster in-process
+    n_done = _execute(batch_runner, dataset, order, pending, ResultsWriter(out), batch_size=batch_size,
+                      workers=workers, flush_every=flush_every, progress=progress)
+    consolidate(out)
+    frame = read_results(out)
+    write_summary(out, frame)
+    return RunSummary(
+        run_dir=out, run_id=run_id, dataset=dataset.name, split=dataset.split,
+        dataset_fingerprint=dataset.fingerprint, n_images=int(dataset.meta["has_rainy"].sum()),
+        n_processed=n_done, n_resumed=n_resumed, failures=failures_per_method(frame),
+        failed_images=failed_images(frame), n_scored=int(frame["image_id"].nunique()), table=summary_table(frame),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _prepare_methods(methods: Sequence[Any], device: Any, include_identity: bool) -> list[PreparedMethod]:
+    """Create every requested method (identity first unless left out); refuse a name given twice."""
     prepared = [_prepare_method(item, device) for item in methods]
     if include_identity and "identity" not in {m.name for m in prepared}:
         prepared.insert(0, _prepare_method(MethodRequest("identity"), device))
     if len({m.name for m in prepared}) != len(prepared):
         raise ValueError("the same method is requested twice (one run directory holds one config per method)")
+    return prepared
 
+
+def _write_run_config(out: Path, dataset: BenchDataset, prepared: list[PreparedMethod],
+                      metrics: list[PreparedMetric], *, device: Any, batch_size: int, save_outputs: bool,
+                      amp: bool) -> str:
+    """Write ``run.json`` (merged with a previous run's into the same directory); returns the run id."""
     previous = read_run_config(out)
     if previous is not None and (previous.get("dataset_fingerprint"), previous.get("split")) != (dataset.fingerprint, dataset.split):
         raise ResultsError(f"{out}: holds a run on dataset {previous.get('dataset')} split {previous.get('split')} "
@@ -422,18 +267,24 @@ def run_benchmark(
         "run_id": run_id, "dataset": dataset.name, "dataset_source": dataset.source, "split": dataset.split,
         "dataset_fingerprint": dataset.fingerprint,
         "methods": _merge_methods(previous, prepared),
-        "metrics": {**(previous or {}).get("metrics", {}), **{m.name: json.loads(m.spec_json) for m in prepared_metrics}},
-        "device": str(device), "batch_size": batch_size, "save_outputs": save_outputs, "amp": amp and device.type == "cuda",
+        "metrics": {**(previous or {}).get("metrics", {}), **{m.name: json.loads(m.spec_json) for m in metrics}},
+        "device": str(device), "batch_size": batch_size, "save_outputs": save_outputs,
+        "amp": amp and device.type == "cuda",
     }
     write_run_config(out, config)
+    return run_id
 
-    done = _done_pairs(read_results(out), dataset, prepared, prepared_metrics)
+
+def _plan(out: Path, dataset: BenchDataset, prepared: list[PreparedMethod],
+          metrics: list[PreparedMetric]) -> tuple[dict[str, set[str]], list[int], int]:
+    """What is left to do: {image id: methods pending}, the row indices in order, and images already complete."""
+    done = _done_pairs(read_results(out), dataset, prepared, metrics)
     meta = dataset.meta
     pending: dict[str, set[str]] = {}
     order: list[int] = []
     n_resumed = 0
     for index, (image_id, has_rainy, has_clean) in enumerate(zip(meta["id"], meta["has_rainy"], meta["has_clean"])):
-        if not has_rainy or not any(has_clean or not m.needs_reference for m in prepared_metrics):
+        if not has_rainy or not any(has_clean or not m.needs_reference for m in metrics):
             continue
         todo = {m.name for m in prepared if (image_id, m.name) not in done}
         if todo:
@@ -443,15 +294,15 @@ def run_benchmark(
             n_resumed += 1
     if n_resumed:
         logger.info("%s: %d image(s) already complete, %d to do", out, n_resumed, len(order))
-    base = {"run_id": run_id, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
-            "split": dataset.split, "device": str(device)}
-    batch_runner = _BatchRunner(prepared, prepared_metrics, device, amp, out / "outputs" if save_outputs else None, base, meta)
-    writer = ResultsWriter(out)
+    return pending, order, n_resumed
+
+
+def _execute(batch_runner: BatchRunner, dataset: BenchDataset, order: list[int], pending: dict[str, set[str]],
+             writer: ResultsWriter, *, batch_size: int, workers: int, flush_every: int,
+             progress: ProgressCallback | None) -> int:
+    """Run the batches, flushing results every ``flush_every`` images; returns the images processed."""
     total = len(order)
-    if total < SMALL_RUN:
-        workers = 0  # forking a worker costs about a second of CPU; a small run decodes faster in-process
-    n_done = 0
-    since_flush = 0
+    n_done = since_flush = 0
     if progress is not None:
         progress(0, total)
     try:
@@ -466,19 +317,10 @@ def run_benchmark(
                 progress(n_done, total)
     finally:
         writer.close()
-    consolidate(out)
-    frame = read_results(out)
-    write_summary(out, frame)
-    return RunSummary(
-        run_dir=out, run_id=run_id, dataset=dataset.name, split=dataset.split,
-        dataset_fingerprint=dataset.fingerprint, n_images=int(meta["has_rainy"].sum()),
-        n_processed=n_done, n_resumed=n_resumed, failures=failures_per_method(frame),
-        failed_images=failed_images(frame), n_scored=int(frame["image_id"].nunique()), table=summary_table(frame),
-        seconds=time.perf_counter() - started,
-    )
+    return n_done
 
 
-def _merge_methods(previous: dict | None, prepared: list[_Method]) -> list[dict]:
+def _merge_methods(previous: dict | None, prepared: list[PreparedMethod]) -> list[dict]:
     merged = {m["name"]: m for m in (previous or {}).get("methods", [])}
     for m in prepared:
         merged[m.name] = {**m.request, "config_hash": m.config_hash}

@@ -1,4 +1,4 @@
-"""Quantisation to uint8 and the luma of MATLAB's ``rgb2ycbcr``, exactly as the published scripts.
+"""Quantisation to uint8 (the one quantiser, :func:`collection.images.quantise`) and the luma of MATLAB's ``rgb2ycbcr``, exactly as the published scripts.
 
 The MATLAB ``evaluate_PSNR_SSIM.m`` shipped with MPRNet and Restormer reads PNGs (uint8), calls
 ``rgb2ycbcr`` on the uint8 array and keeps channel 1. For uint8 input MATLAB computes
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from collection.images import quantise
 from rainbench.metrics.errors import MetricError
 
 # Rows of MATLAB's rgb2ycbcr matrix that produce Y (BT.601, limited range, scaled for [0, 1] input).
@@ -19,19 +20,12 @@ _Y_WEIGHTS = (65.481, 128.553, 24.966)
 _Y_OFFSET = 16.0
 
 
-def round_half_up(x: torch.Tensor) -> torch.Tensor:
-    """MATLAB ``round`` for non-negative values (half away from zero), unlike ``torch.round``."""
-    return torch.floor(x + 0.5)
-
-
 def quantise_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Values in 0..255 (float64) as a saved 8-bit PNG would hold them: clip to [0, 1], round(x*255)."""
-    if not torch.is_floating_point(x):
-        raise MetricError(f"expected a float tensor in [0, 1], got dtype {x.dtype}")
-    x64 = x.to(torch.float64, copy=True)
-    if not torch.isfinite(x64.sum()):  # one reduction; float64 cannot overflow on float32 input
-        raise MetricError("image contains NaN or infinite values")
-    return x64.clamp_(0.0, 1.0).mul_(255.0).add_(0.5).floor_()
+    """Values in 0..255 (float64) as a saved 8-bit PNG would hold them: :func:`collection.images.quantise`."""
+    try:
+        return quantise(x)
+    except ValueError as exc:
+        raise MetricError(str(exc)) from None
 
 
 def y_bt601_limited(rgb255: torch.Tensor) -> torch.Tensor:
