@@ -29,7 +29,11 @@ RECORD = "derain.json"
               help="Output folder; outputs keep the inputs' relative names.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Output image format.")
 @click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Process images larger than N pixels in N x N tiles (0 = never tile; default: the method's own).")
+              help=("Tile size N: process images larger than N pixels in N x N tiles, exact (layer-wise streamed) "
+                    "for InstanceNorm networks such as nlcl and cut, blended for the others; 0 = never tile. "
+                    "Default: InstanceNorm networks run the whole image when its activations fit in free "
+                    "RAM / VRAM, else exact tiles of the method's tile size; other methods tile above their "
+                    "own tile size (`rainbench methods`)."))
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--keep-suffix", is_flag=True,
               help="Keep the input's suffix in the output name (IMG_1.JPG -> IMG_1.JPG.png), so IMG_1.JPG and "

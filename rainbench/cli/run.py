@@ -50,11 +50,17 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
               help="Write results to disk every N images (a crash loses at most that many).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run directory; re-running with the same directory resumes.")
+@click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
+              help=("Tile size N: process images larger than N pixels in N x N tiles, exact (layer-wise streamed) "
+                    "for InstanceNorm networks such as nlcl and cut, blended for the others; 0 = never tile. "
+                    "Default: InstanceNorm networks run the whole image when its activations fit in free "
+                    "RAM / VRAM, else exact tiles of the method's tile size; other methods tile above their "
+                    "own tile size (`rainbench methods`). Applies to every --method."))
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
 @common_options
 def command(common, methods, weights, configs, dataset, split, metrics, batch_size, save_outputs, weights_dir,
-            niqe_model, offline, amp, no_identity, flush_every, out, allow_failures) -> None:
+            niqe_model, offline, amp, no_identity, flush_every, out, tile, allow_failures) -> None:
     """Benchmark methods on a dataset with reference and no-reference metrics.
 
     \b
@@ -78,7 +84,7 @@ def command(common, methods, weights, configs, dataset, split, metrics, batch_si
         stray = sorted(set(keys) - set(names))
         if stray:
             raise click.BadParameter(f"{', '.join(stray)} is not a --method of this run", param_hint=option)
-    requests = [MethodRequest(n, weight_files.get(n), method_configs.get(n, {})) for n in names]
+    requests = [MethodRequest(n, weight_files.get(n), method_configs.get(n, {}), tile=tile) for n in names]
 
     try:
         with _progress_callback(common) as on_progress:
