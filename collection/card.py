@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from collection.markdown import markdown_table
+
 
 @dataclass(frozen=True)
 class KnownSource:
@@ -182,11 +184,6 @@ def describe(dsd: Any) -> dict[str, Any]:
     }
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows] + [""]
-
-
 def _curation(report: dict[str, Any]) -> list[str]:
     lines = ["## Curation", ""]
     if not report:
@@ -197,7 +194,7 @@ def _curation(report: dict[str, Any]) -> list[str]:
         lines += [f"Files seen by `rainbench ingest`: {report['files']}" + (f" ({seen})." if seen else "."), ""]
     for key, title in (("quarantine_reasons", "Quarantined files by reason"), ("duplicate_reasons", "Duplicates by kind")):
         if report.get(key):
-            lines += [f"{title}:", ""] + _table(["reason", "files"], [[k, v] for k, v in report[key].items()])
+            lines += [f"{title}:", ""] + markdown_table(["reason", "files"], [[k, v] for k, v in report[key].items()])
     clusters = (report.get("clusters") or {}).get("count")
     if clusters is not None:
         lines += [f"Duplicate clusters: {clusters}; scenes: {report.get('scenes', 'n/a')}.", ""]
@@ -220,7 +217,7 @@ def _leakage(leakage: dict[str, Any]) -> list[str]:
         return ["Leakage: no scene (a pair's clean image, else the image) is shared by two sources or splits.", ""]
     lines = ["Scenes shared between sources or splits (rows of the first linked to the second; across splits "
              "the training-side copies were removed, see `report/report.md`):", ""]
-    return lines + _table(["rows of", "linked to", "rows", "removed"],
+    return lines + markdown_table(["rows of", "linked to", "rows", "removed"],
                           [[p["a"], p["b"], p["rows"], p["removed"]] for p in pairs[:20]])
 
 
@@ -283,7 +280,7 @@ def _body(repo_id: str, pretty: str, stats: dict[str, Any], report: dict[str, An
     ]
     split_rows = [[s, sum(r.values()), r.get("pair", 0), r.get("rainy", 0), r.get("clean", 0)]
                   for s, r in stats["by_split"].items()]
-    lines += _table(["split", "rows", "pairs", "rainy only", "clean only"], split_rows)
+    lines += markdown_table(["split", "rows", "pairs", "rainy only", "clean only"], split_rows)
     lines += ["Columns: " + ", ".join(f"`{c}`" for c in columns) + ". Pixels are stored as in the file; apply "
               "`orientation` (EXIF) when displaying.", ""]
     lines += ["## Sources and licences", "",
@@ -296,12 +293,12 @@ def _body(repo_id: str, pretty: str, stats: dict[str, Any], report: dict[str, An
         else:
             rows.append([source, info.get("layout") or "", info["rows"], _OWN.get(info.get("layout"), "own material"),
                          f"`{license}` (the publisher's)", "this dataset"])
-    lines += _table(["source", "layout", "rows", "origin", "licence", "credit"], rows)
+    lines += markdown_table(["source", "layout", "rows", "origin", "licence", "credit"], rows)
     if stats["cameras"]:
         top = sorted(stats["cameras"].items(), key=lambda kv: (-kv[1], kv[0]))[:20]
-        lines += ["## Cameras", ""] + _table(["camera", "rows"], [[k, v] for k, v in top])
+        lines += ["## Cameras", ""] + markdown_table(["camera", "rows"], [[k, v] for k, v in top])
     if stats["rain_kinds"]:
-        lines += ["## Rain kinds", ""] + _table(["rain_kind", "rows"], [[k, v] for k, v in stats["rain_kinds"].items()])
+        lines += ["## Rain kinds", ""] + markdown_table(["rain_kind", "rows"], [[k, v] for k, v in stats["rain_kinds"].items()])
     if stats["formats"]:
         lines += ["File formats: " + ", ".join(f"{k} ({v})" for k, v in stats["formats"].items()) + ".", ""]
     lines += _curation(report) + _policies(report, keep_gps, scrubbed_images)

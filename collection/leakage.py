@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from collection.markdown import markdown_table
+
 MAX_EXAMPLES = 3
 """Thumbnail pairs drawn per pair of cells."""
 
@@ -126,14 +128,14 @@ def leakage_markdown(summary: dict[str, Any]) -> list[str]:
     """The report's "Leakage" section."""
     lines = ["## Leakage and repeats", "",
              "Rows linked to a row of another source or split by their scene identity (a pair's clean image). "
-             "Across splits every link was removed (`removed`); within one cell the repeats are listed.", "",
-             "| source/split | rows | scenes | repeats |", "|---|---:|---:|---:|"]
-    lines += [f"| {c['cell']} | {c['rows']} | {c['clusters']} | {c['repeats']} |" for c in summary["cells"]]
-    lines += ["", "| rows of | linked to | rows | removed | examples |", "|---|---|---:|---:|---|"]
+             "Across splits every link was removed (`removed`); within one cell the repeats are listed.", ""]
+    lines += markdown_table(("source/split", "rows", "scenes", "repeats"),
+                            [(c["cell"], c["rows"], c["clusters"], c["repeats"]) for c in summary["cells"]],
+                            align="lrrr")
+    pairs = []
     for p in summary["pairs"]:
         shown = f"![{p['a']} vs {p['b']}]({p['thumbnails']})" if p.get("thumbnails") else \
             ", ".join(f"`{a}` ~ `{b}`" for a, b in p["examples"])
-        lines.append(f"| {p['a']} | {p['b']} | {p['rows']} | {p['removed']} | {shown} |")
-    if not summary["pairs"]:
-        lines.append("| (none) | | 0 | 0 | |")
-    return lines + [""]
+        pairs.append((p["a"], p["b"], p["rows"], p["removed"], shown))
+    return lines + markdown_table(("rows of", "linked to", "rows", "removed", "examples"), pairs, align="llrrl",
+                                  empty=("(none)", "", 0, 0, ""))

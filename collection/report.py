@@ -18,6 +18,7 @@ import pandas as pd
 
 from collection.curate import split_drift
 from collection.leakage import leakage_markdown, summarise_leakage, write_thumbnails
+from collection.markdown import markdown_table
 
 MAX_LISTED = 200
 """Quarantined files and clusters listed in full in the JSON (the manifest has them all)."""
@@ -73,9 +74,7 @@ def summarise(frame: pd.DataFrame, *, fingerprint: str, split: str | None = None
 
 
 def _table(header: tuple[str, str], counts: dict[str, int]) -> list[str]:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in counts.items()] or ["| (none) | 0 |"]
-    return lines + [""]
+    return markdown_table(header, counts.items(), align="lr", empty=("(none)", 0))
 
 
 def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
@@ -101,10 +100,10 @@ def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
     drift = summary.get("split_drift") or {}
     if drift:
         lines += [f"Rows keeping their split from the previous ingest: {drift['kept']}; moved: {drift['moved']}; "
-                  f"new: {drift['new']}. Drawn (not fixed) rows against the ratios:", "",
-                  "| split | target | rows | share |", "|---|---:|---:|---:|"]
-        lines += [f"| {name} | {r['target']:g} | {r['rows']} | {r['share'] if r['share'] is not None else '-'} |"
-                  for name, r in drift["ratios"].items()] + [""]
+                  f"new: {drift['new']}. Drawn (not fixed) rows against the ratios:", ""]
+        lines += markdown_table(("split", "target", "rows", "share"),
+                                [(name, f"{r['target']:g}", r["rows"], r["share"] if r["share"] is not None else "-")
+                                 for name, r in drift["ratios"].items()], align="lrrr")
     lines += leakage_markdown(summary["leakage"])
     if summary["rows_by_rain_kind"]:
         lines += ["## Rain kinds", ""] + _table(("rain_kind", "rows"), summary["rows_by_rain_kind"])
@@ -114,9 +113,9 @@ def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
         mp = summary["megapixels"]
         lines += ["## Resolution", "", f"Megapixels: min {mp['min']}, median {mp['median']}, max {mp['max']}.", ""]
     if summary["quarantined"]:
-        lines += ["## Quarantined files", "", "| file | reason | detail |", "|---|---|---|"]
-        lines += [f"| `{q['key']}` | {q['reason']} | {str(q['detail']).replace('|', '/')} |" for q in summary["quarantined"]]
-        lines.append("")
+        lines += ["## Quarantined files", ""]
+        lines += markdown_table(("file", "reason", "detail"),
+                                [(f"`{q['key']}`", q["reason"], q["detail"]) for q in summary["quarantined"]])
     if plots:
         lines += ["## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots] + [""]
     return "\n".join(lines)

@@ -14,9 +14,10 @@ from rainbench.leaderboard import (
     ALL,
     bootstrap_ci,
     build_leaderboard,
+    holm,
     load_runs,
-    write_leaderboard,
 )
+from rainbench.report import write_leaderboard
 from rainbench.results import ResultsWriter
 
 SPECS = {"psnr": {"name": "psnr", "lower_better": False}, "piqe": {"name": "piqe", "lower_better": True}}
@@ -182,7 +183,55 @@ def test_json_outputs_for_dvc_metrics_hold_numbers_only(tmp_path, scores):
     lb = build_leaderboard(load_runs([tmp_path / "run"]), n_boot=200)
     written = write_leaderboard(lb, tmp_path / "lb", formats=("json",))
     nested = json.loads(written["json"].read_text())
-    assert nested[ALL]["good_psnr"]["psnr"]["mean"] is None and nested[ALL]["good_psnr"]["psnr"]["rank"] == 1.0
+    finite = np.delete(scores["good_psnr"]["psnr"], 3)
+    cell = nested[ALL]["good_psnr"]["psnr"]
+    assert cell["mean"] == pytest.approx(finite.mean()) and cell["n"] == 19 and cell["n_inf"] == 1
     cell = nested[ALL]["good_piqe"]["piqe"]
     assert cell["ci_low"] <= cell["mean"] <= cell["ci_high"] and cell["rank"] == 1.0 and cell["n"] == 20
     assert "Infinity" not in written["json"].read_text()
+
+
+def test_an_identical_image_is_counted_not_averaged(tmp_path, scores):
+    """One PSNR of +inf (an output identical to its reference) must not make a method's mean infinite or rank it first."""
+    scores["lucky"] = {"psnr": scores["identity"]["psnr"].copy(), "piqe": scores["identity"]["piqe"]}
+    scores["lucky"]["psnr"][0] = np.inf
+    _write_run(tmp_path / "run", scores)
+    lb = build_leaderboard(load_runs([tmp_path / "run"]), n_boot=200)
+    psnr = lb.main()[lb.main()["metric"] == "psnr"].set_index("method")
+    assert np.isfinite(psnr.loc["lucky", "mean"])
+    assert psnr.loc["lucky", "mean"] == pytest.approx(scores["identity"]["psnr"][1:].mean())
+    assert psnr.loc["lucky", "n"] == 19 and psnr.loc["lucky", "n_inf"] == 1
+    assert psnr.loc["identity", "n_inf"] == 0
+    assert psnr.loc["lucky", "rank"] > psnr.loc["good_psnr", "rank"]  # ranked by its finite mean
+    markdown = write_leaderboard(lb, tmp_path / "lb", formats=["md"])["md"].read_text()
+    assert "| infinite |" in markdown and "inf [" not in markdown
+
+
+def test_p_values_are_holm_adjusted_and_the_leaderboard_says_so(tmp_path, scores):
+    # Holm on a textbook family: sorted 0.005, 0.01, 0.03, 0.04 -> 4x, 3x, 2x (monotone), 1x
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(holm([float("nan"), 0.2])[0]) and holm([float("nan"), 0.2])[1] == pytest.approx(0.2)
+    scores["worse"] = {"psnr": scores["identity"]["psnr"] - 0.01, "piqe": scores["identity"]["piqe"]}
+    _write_run(tmp_path / "run", scores)
+    frame = load_runs([tmp_path / "run"])
+    lb = build_leaderboard(frame, n_boot=200)
+    psnr = lb.main()[lb.main()["metric"] == "psnr"].set_index("method")
+    best = psnr.index[psnr["best"]][0]
+    from rainbench.leaderboard import paired_test
+
+    series = {m: g.set_index("image_id")["value"] for m, g in frame[frame["metric"] == "psnr"].groupby("method")}
+    raw = [paired_test(series[m], series[best]) for m in psnr.index if m != best]
+    adjusted = [psnr.loc[m, "p_vs_best"] for m in psnr.index if m != best]
+    assert adjusted == pytest.approx(holm(raw))
+    assert any(a > r for a, r in zip(adjusted, raw))  # the correction changed something
+    markdown = write_leaderboard(lb, tmp_path / "lb", formats=["md"])["md"].read_text()
+    assert "Holm" in markdown
+
+
+def test_bca_interval_follows_the_skew_of_the_data():
+    values = np.random.default_rng(1).exponential(1.0, size=60)  # right-skewed
+    low, high = bootstrap_ci(values, n_boot=2000, seed=0)
+    assert low < values.mean() < high
+    assert high - values.mean() > values.mean() - low  # the longer arm on the skewed side
+    assert bootstrap_ci(values, n_boot=2000, seed=0) == (low, high)
+    assert bootstrap_ci(np.full(5, 2.5)) == (2.5, 2.5)
