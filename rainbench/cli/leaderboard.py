@@ -44,12 +44,8 @@ def command(common, run_dirs, formats, by, out, bootstrap, confidence) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from rainbench.leaderboard import (
-        build_leaderboard,
-        load_runs,
-        wide_table,
-        write_leaderboard,
-    )
+    from rainbench.leaderboard import build_leaderboard, load_runs
+    from rainbench.report import wide_table, write_leaderboard
     from rainbench.results import run_dir_problem
 
     format_list = _split_list(formats, "--format", {"md", "csv", "html", "json"})
