@@ -163,7 +163,7 @@ def test_weighted_pyiqa_metric_loads_from_weights_dir_offline(isolated_caches):
     # create_metric must run pyiqa's real BRISQUE on it without network and record its sha256.
     import pyiqa
 
-    from rainbench.weights import sha256_file
+    from collection.files import sha256_file
 
     wdir = isolated_caches / "weights"
     path = wdir / "pyiqa" / "brisque_svm_weights.pth"

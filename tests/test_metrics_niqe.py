@@ -10,7 +10,7 @@ from metric_images import add_rain
 from skimage import data
 
 from rainbench.metrics import MetricError, create_metric, fit_niqe
-from rainbench.weights import sha256_file
+from collection.files import sha256_file
 
 
 def to_batch(img: np.ndarray) -> torch.Tensor:

@@ -28,7 +28,8 @@ def env(tmp_path, monkeypatch):
     src.write_bytes(b"svm")
     manifest = (W.WeightFile("brisque_svm_weights.pth", ("brisque",), "pyiqa", src.as_uri(),
                              sha256=hashlib.sha256(b"svm").hexdigest()),)
-    monkeypatch.setattr(W, "MANIFEST", manifest)
+    monkeypatch.setattr(W, "MANIFEST", manifest)  # what the CLI lists
+    monkeypatch.setattr(W.manifest, "MANIFEST", manifest)  # what resolution and fetch read
     return tmp_path
 
 

@@ -116,7 +116,8 @@ def create_metric(name: str, device: str | torch.device = "cpu", weights_dir: st
     ``offline`` (default) forbids downloads: a missing weight file raises WeightsMissingError before
     anything is loaded. ``niqe_model`` is a .mat from ``fit_niqe`` (or pyiqa's format) for ``niqe``.
     """
-    from rainbench.weights import pyiqa_environment, sha256_file
+    from collection.files import sha256_file
+    from rainbench.weights import pyiqa_environment
 
     spec = get_spec(name)
     dev = torch.device(device)
@@ -141,12 +142,12 @@ def create_metric(name: str, device: str | torch.device = "cpu", weights_dir: st
             raise MetricError(f"{path}: not a NIQE model (.mat with mu_prisparam, cov_prisparam): {exc}") from exc
         spec = spec.replace(lower_better=bool(model.lower_better),
                             options={**spec.options, "pretrained_model_path": path.name},
-                            weights={path.name: sha256_file(path)})
+                            weights={path.name: sha256_file(path, memo=True)})
     else:
         with pyiqa_environment(spec.name, weights_dir, offline=offline) as resolved:
             model = _build_pyiqa(spec.pyiqa_name, dev, **options)
         if resolved:
-            spec = spec.replace(weights={key: sha256_file(p) for key, p in sorted(resolved.items())})
+            spec = spec.replace(weights={key: sha256_file(p, memo=True) for key, p in sorted(resolved.items())})
         spec = spec.replace(lower_better=bool(model.lower_better))
 
     def score(pred: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
