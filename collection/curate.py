@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from collection.dedup import choose_representatives, cluster
-from collection.manifest import CACHE_DIR, _atomic_write, read_manifest
+from collection.files import atomic_write
+from collection.manifest import CACHE_DIR, read_manifest
 from collection.phash import informative
 from collection.scenes import assign_scenes
 from collection.splits import assign_splits, merge_groups, parse_ratios, split_rank
@@ -158,7 +159,7 @@ def write_split_record(out: Path, seed: int, split: str | None) -> None:
     """Remember the seed and ratios the splits of ``out`` are drawn with (see :func:`previous_splits`)."""
     path = Path(out) / CACHE_DIR / SPLITS_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, (json.dumps(_record(seed, split), indent=1, sort_keys=True) + "\n").encode())
+    atomic_write(path, json.dumps(_record(seed, split), indent=1, sort_keys=True) + "\n", fsync=True)
 
 
 def _remove_leaks(frame: pd.DataFrame, ok: pd.DataFrame, groups: list[int], fixed: pd.Series) -> dict[int, str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from collection.files import atomic_path, atomic_write
 from collection.layouts.tree import text_name
 
 CACHE_DIR = ".cache"
@@ -95,18 +95,6 @@ def cache_key(file: str | os.PathLike, st: os.stat_result, region: Any = None, f
                       separators=(",", ":"))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ProbeCache:
@@ -158,7 +146,7 @@ class ProbeCache:
         self._counter += 1
         name = f"shard-{time.time_ns()}-{os.getpid()}-{self._counter:06d}.jsonl"
         text = "".join(json.dumps([key, record], sort_keys=True) + "\n" for key, record in items)
-        _atomic_write(self.dir / name, text.encode("utf-8"))
+        atomic_write(self.dir / name, text, fsync=True)
 
 
 def manifest_table(frame: pd.DataFrame) -> pa.Table:
@@ -205,15 +193,8 @@ def write_if_changed(table: pa.Table, path: str | os.PathLike) -> bool:
         return False
     table = table.replace_schema_metadata({"rainbench_digest": digest})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # 0644: the manifest is meant to be shared with the dataset
         pq.write_table(table, tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the manifest is meant to be shared with the dataset
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return True
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from PIL import Image
 
 from collection.exif import empty_exif, read_exif
+from collection.files import sha256_file
 from collection.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode
 from collection.phash import phash64, pixel_hash
 from collection.quality import pick_reduce, quality, working_image
@@ -58,7 +59,6 @@ REASONS = {
 """Quarantine reason codes and what they mean (the manifest's ``reason`` column)."""
 
 _DELAY_ENV = "RAINBENCH_PROBE_DELAY"  # seconds slept per probe: a test hook to interrupt runs mid-way
-_CHUNK = 1 << 20
 _IN_MEMORY = 1 << 28  # files up to 256 MiB are read once: hashed and decoded from the same bytes
 _PR_SET_PDEATHSIG = 1
 
@@ -107,17 +107,7 @@ def _read_once(path: str, size: int) -> tuple[str, Any]:
         with open(path, "rb") as handle:
             data = handle.read()
         return hashlib.sha256(data).hexdigest(), data
-    return _sha256_file(path)[0], path
-
-
-def _sha256_file(path: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    return sha256_file(path), path
 
 
 def encode_png(img: Image.Image) -> bytes:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collection.files import sha256_file
 from collection.privacy import PersonalDataError, personal_columns, scrub_images
 
 log = logging.getLogger(__name__)
@@ -309,14 +310,6 @@ def _hub_errors(endpoint: str, repo_id: str, action: str, resume_hint: str = "")
         raise
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _git_blob_sha1(path: Path) -> str:
     data = path.read_bytes()
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
@@ -328,7 +321,7 @@ def _same_file(local: Path, remote: Any) -> bool:
         return False
     lfs = getattr(remote, "lfs", None)
     if lfs:
-        return lfs.sha256 == _sha256(local)
+        return lfs.sha256 == sha256_file(local)
     return getattr(remote, "blob_id", None) == _git_blob_sha1(local)
 
 

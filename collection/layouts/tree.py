@@ -56,11 +56,6 @@ _SPLIT_WORDS = {
 }
 
 
-def is_video_file(path: str | os.PathLike) -> bool:
-    """True when the file name has a video suffix (case-insensitive)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
 def _suffix(rel: str) -> str:
     # os.path.splitext agrees with Path.suffix on these names and is ~10x cheaper on 10^6 files.
     return os.path.splitext(rel)[1].lower()
