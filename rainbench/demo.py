@@ -156,19 +156,19 @@ def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str
     make_demo_data(data, size=budget.size, seed=seed)
     dataset = out / "dataset"
     step(["ingest", str(data / "paired"), str(data / "unpaired"), "--out", str(dataset), "--min-side", "64",
-          "--split", "train=0.5,test=0.5", "--seed", str(seed)])
+          "--split-ratios", "train=0.5,test=0.5", "--seed", str(seed)])
     niqe_model = out / "niqe_demo.mat"
     if not niqe_model.exists():
-        step(["weights", "fit-niqe", str(data / "unpaired" / "trainB"), "--out", str(niqe_model)])
+        step(["metric-weights", "fit-niqe", str(data / "unpaired" / "trainB"), "--out", str(niqe_model)])
     weights = []
     for name, learns_from in learnable_methods():
         run_dir = out / "train" / name
         if not (run_dir / "weights.pt").exists():
             step([*train_command(name, learns_from, dataset, run_dir, budget, seed), "--device", device])
         weights += ["--weights", f"{name}={run_dir / 'weights.pt'}"]
-    methods = [arg for name in baselines.available() for arg in ("--method", name)]
+    methods = ["--method", ",".join(baselines.available())]
     runs = out / "runs" / "demo"
-    step(["run", *methods, *weights, "--dataset", str(dataset), "--split", "test", "--metrics", "psnr,ssim,piqe,niqe",
+    step(["run", *methods, *weights, "--dataset", str(dataset), "--split", "test", "--metric", "psnr,ssim,piqe,niqe",
           "--niqe-model", str(niqe_model), "--save-outputs", "--out", str(runs), "--device", device, "--seed", str(seed),
           "--allow-failures"])  # failures are data: the leaderboard shows them in their own column
     step(["leaderboard", str(runs), "--out", str(out / "report"), "--by", "source"])

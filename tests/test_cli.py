@@ -1,4 +1,4 @@
-"""The command group: every verb listed, common options, one-line errors, exit codes."""
+"""The command group: every verb listed, the options each verb honours, one-line errors, exit codes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 
 from rainbench import __version__
 from rainbench.cli import VERBS, cli, main
-from rainbench.cli.common import NotImplementedYet, common_options
 
-ISSUE_VERBS = {"ingest", "synth", "publish", "methods", "train", "derain", "run", "leaderboard", "weights", "demo"}
+ISSUE_VERBS = {"ingest", "synth", "publish", "methods", "train", "derain", "run", "leaderboard", "metric-weights", "demo"}
 
 
 def test_help_lists_every_verb(capsys):
@@ -30,13 +29,31 @@ def _leaf_commands(verb: str) -> list[list[str]]:
     return [[verb]]
 
 
+# The shared options each verb honours (each one's effect is tested in test_cli_grammar.py); the
+# others are not offered, so passing one is an error rather than an option that does nothing.
+HONOURED = {
+    "demo": {"--device", "--seed"}, "synth": {"--workers", "--seed"}, "ingest": {"--workers", "--seed"},
+    "publish": set(), "methods": set(), "train": {"--device", "--seed"}, "derain": {"--device", "--seed"},
+    "run": {"--device", "--workers", "--seed"}, "leaderboard": {"--seed"}, "metric-weights": set(),
+    "analyze-id": {"--device", "--seed"},
+}
+
+
 @pytest.mark.parametrize("verb", sorted(ISSUE_VERBS))
-def test_every_verb_teaches_its_options(verb, capsys):
+def test_every_verb_offers_exactly_the_shared_options_it_honours(verb, capsys):
     for args in _leaf_commands(verb):
         assert main([*args, "--help"]) == 0
         text = capsys.readouterr().out
-        for option in ("--device", "--workers", "--seed", "--quiet", "--verbose", "--debug"):
+        for option in ("--quiet", "--verbose", "--debug"):
             assert option in text, (args, option)
+        for option in ("--device", "--workers", "--seed"):
+            assert (option in text) == (option in HONOURED[verb]), (args, option)
+
+
+def test_an_option_a_verb_does_not_honour_is_an_error(capsys):
+    assert main(["methods", "--device", "cpu"]) == 2
+    assert "--device" in capsys.readouterr().err
+    assert main(["ingest", ".", "--out", "x", "--device", "cpu"]) == 2
 
 
 def test_version(capsys):
@@ -45,7 +62,7 @@ def test_version(capsys):
 
 
 def test_bad_device_is_a_usage_error(capsys):
-    assert main(["synth", ".", "--out", "x", "--device", "tpu"]) == 2
+    assert main(["derain", ".", "--method", "identity", "--out", "x", "--device", "tpu"]) == 2
     assert "--device" in capsys.readouterr().err
 
 
@@ -65,20 +82,6 @@ def test_debug_shows_the_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rainbench", "--debug", "synth", str(bad), "--out", str(tmp_path / "o"),
                            "-q", "--workers", "0"], capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ImageLoadError" in proc.stderr
-
-
-def test_unfinished_verbs_say_so_and_fail(capsys):
-    @click.command("later")
-    @common_options
-    def later(common):
-        raise NotImplementedYet("later", 99)
-
-    cli.add_command(later)
-    try:
-        assert main(["later"]) == 3
-        assert "not implemented yet" in capsys.readouterr().err
-    finally:
-        cli.commands.pop("later")
 
 
 def test_quiet_and_verbose_conflict(capsys):

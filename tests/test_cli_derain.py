@@ -34,11 +34,11 @@ def inputs(tmp_path):
 
 
 def test_methods_table_and_json():
-    table = run("methods")
+    table = CliRunner().invoke(cli, ["methods", "-q"], catch_exceptions=False)
     assert table.exit_code == 0
     for word in ("identity", "guided", "gmm", "reference", "prior"):
         assert word in table.output
-    listing = json.loads(run("methods", "--json").output)
+    listing = json.loads(CliRunner().invoke(cli, ["methods", "--format", "json"], catch_exceptions=False).output)
     by_name = {m["name"]: m for m in listing}
     assert by_name["gmm"]["paper"].startswith("Li et al.") and by_name["gmm"]["learns_from"] == "none"
     assert by_name["identity"]["needs_weights"] is False

@@ -8,7 +8,7 @@ import sys
 import click
 
 from rainbench import __version__
-from rainbench.cli.common import DEBUG, debug_option, stderr_console
+from rainbench.cli.common import DEBUG, debug_option, stderr_console, warn_deprecated
 
 # Verb -> module under rainbench.cli; each module defines ``command``. Order is the help order:
 # the journey from photographs to a leaderboard.
@@ -22,9 +22,12 @@ VERBS = {
     "derain": "derain",
     "run": "run",
     "leaderboard": "leaderboard",
-    "weights": "weights",
+    "metric-weights": "weights",
     "analyze-id": "analyze",
 }
+
+# Old verb spellings that still work for one release (hidden from the help, warn when used).
+ALIASES = {"weights": "metric-weights"}
 
 
 class VerbGroup(click.Group):
@@ -35,6 +38,9 @@ class VerbGroup(click.Group):
         return lazy + sorted(set(self.commands) - set(lazy))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in ALIASES:
+            warn_deprecated(f"rainbench {name}", f"rainbench {ALIASES[name]}")
+            name = ALIASES[name]
         return self._load(name) or self.commands.get(name)
 
     @staticmethod
@@ -61,12 +67,13 @@ def cli() -> None:
     Typical journey:
       rainbench synth CLEAN_DIR --out synth/          make paired rainy/clean data
       rainbench ingest PHOTOS/ synth/ --out data/     curate, dedup, split into a HF dataset
-      rainbench train --method nlcl ...               train a learnable method
-      rainbench run --method nlcl --dataset data/     score methods with pyiqa metrics
+      rainbench train -m nlcl --rainy R/ --clean C/ -o runs/nlcl    train a learnable method
+      rainbench run -m gmm,nlcl --dataset data/ -o runs/b  score methods with pyiqa metrics
       rainbench leaderboard runs/*                    tables, plots, HTML report
       rainbench publish data/ --repo-id ORG/NAME      push the dataset to the Hub
 
-    Every command takes --device, --workers, --seed, --quiet/--verbose and --debug.
+    Every command takes --quiet/--verbose and --debug; --device, --workers and --seed only where
+    they have an effect. The grammar (one spelling per idea) is in docs/cli.md.
     Run `rainbench COMMAND --help` for its options.
     """
 

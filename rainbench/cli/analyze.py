@@ -10,25 +10,28 @@ from rainbench.cli.common import common_options, stdout_console, track
 
 
 @click.command("analyze-id")
-@click.argument("rainy", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.argument("rainy", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="RAINY...")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="NLCL generator checkpoint (released latest_net_Back.pth or ours) that splits B and R; "
                    "without it a 7x7 median low-pass split is used.")
 @click.option("--estimator", type=click.Choice(["mle", "twonn"]), default="mle", show_default=True,
               help="ID estimator: Levina-Bickel k-NN MLE or TwoNN.")
-@click.option("--neighbours", type=click.IntRange(min=3), default=10, show_default=True,
+@click.option("--neighbours", type=click.IntRange(min=3), default=10, show_default=True, metavar="K",
               help="k of the k-NN MLE.")
-@click.option("--groups", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--groups", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
               help="Non-local patch groups drawn per image and layer.")
-@click.option("--group-size", type=click.IntRange(min=16), default=128, show_default=True,
+@click.option("--group-size", type=click.IntRange(min=16), default=128, show_default=True, metavar="N",
               help="Patches per group (the k most similar in a 40x40 window).")
-@click.option("--patch", type=click.IntRange(min=2), default=8, show_default=True, help="Patch side in pixels.")
-@click.option("--max-side", type=click.IntRange(min=64), default=512, show_default=True,
+@click.option("--patch", type=click.IntRange(min=2), default=8, show_default=True, metavar="PIXELS", help="Patch side in pixels.")
+@click.option("--max-side", type=click.IntRange(min=64), default=512, show_default=True, metavar="PIXELS",
               help="Downscale images whose long side exceeds this (bounds time and memory).")
-@common_options
+@common_options(device=True, seed=True, torch_threads=True, seed_help="Seed of the patch-group sampling.")
 def command(rainy: tuple[Path, ...], weights: Path | None, estimator: str, neighbours: int, groups: int,
             group_size: int, patch: int, max_side: int, common) -> None:
-    """Estimate the intrinsic dimension of background and rain patches in RAINY images or folders."""
+    """Estimate the intrinsic dimension of background and rain patches in RAINY images or folders.
+
+    Torch computes with as many threads as this process has CPUs (OMP_NUM_THREADS overrides).
+    """
     import torch.nn.functional as F
     from rich.table import Table
 

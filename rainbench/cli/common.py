@@ -1,10 +1,13 @@
-"""What every rainbench command shares: common options, error reporting, progress bars, logging.
+"""What every rainbench command shares: common options, the grammar's helpers, progress bars, logging.
 
 Each verb lives in its own module under ``rainbench/cli`` and decorates its click command with
-:func:`common_options`, which adds ``--device``, ``--workers``, ``--seed``, ``--quiet``,
-``--verbose`` and ``--debug`` and passes them as one :class:`Common` object named ``common``.
-Verb modules import only click at module level, so ``rainbench --help`` stays fast; heavy
-imports (torch, datasets, ...) happen inside the command.
+:func:`common_options`, naming the shared options it honours (``device``, ``workers``, ``seed``);
+``--quiet``, ``--verbose`` and ``--debug`` are on every command. They reach the verb as one
+:class:`Common` object named ``common``. The grammar (docs/cli.md) lives here too: list options
+(:class:`ListOf`), method weights and options (:func:`method_weights`, :func:`method_options`),
+fixed choices loaded lazily (:class:`LazyChoice`) and old spellings that still work for one release
+(:class:`DeprecatedOption`). Verb modules import only click at module level, so ``rainbench --help``
+stays fast; heavy imports (torch, datasets, ...) happen inside the command.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -25,18 +29,9 @@ T = TypeVar("T")
 DEBUG = {"enabled": os.environ.get("RAINBENCH_DEBUG", "") not in ("", "0")}
 
 
-class NotImplementedYet(click.ClickException):
-    """A verb whose issue has not landed: says so plainly and exits with code 3."""
-
-    exit_code = 3
-
-    def __init__(self, verb: str, issue: int):
-        super().__init__(f"`rainbench {verb}` is not implemented yet (tracked in issue #{issue}).")
-
-
 @dataclass(frozen=True)
 class Common:
-    """The options every command accepts."""
+    """The shared options as one object; a verb reads only those it declared (see :func:`common_options`)."""
 
     device: str = "auto"
     workers: int | None = None
@@ -56,8 +51,10 @@ class Common:
         return resolve_device(self.device)
 
     def n_workers(self) -> int:
-        """Worker processes to use: ``--workers`` or every core."""
-        return self.workers if self.workers is not None else (os.cpu_count() or 1)
+        """Worker processes to use: ``--workers``, or the CPUs this process may use (affinity, cgroup, SLURM)."""
+        from rainbench.cpus import cpu_budget
+
+        return self.workers if self.workers is not None else cpu_budget()
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -74,35 +71,222 @@ def debug_option(func: Callable) -> Callable:
     )(func)
 
 
-def common_options(func: Callable) -> Callable:
-    """Decorate a click command with the shared options, passed on as ``common: Common``."""
+DEVICE_HELP = "Where to compute: auto picks CUDA when present, else the CPU; $RAINBENCH_DEVICE sets the default."
+WORKERS_HELP = ("Worker processes (default: the CPUs this process may use: affinity mask, cgroup quota, "
+                "SLURM_CPUS_PER_TASK; 0 = in this process).")
+SEED_HELP = "Random seed: the same seed gives the same result."
 
-    @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
-                  envvar="RAINBENCH_DEVICE", help="Where to compute; auto picks CUDA when present.")
-    @click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
-                  help="Worker processes for decoding and probing (default: all cores; 0 = in-process).")
-    @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same result.")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bars; errors and the final summary only.")
-    @click.option("--verbose", "-v", is_flag=True, help="Log every step (and per-file warnings).")
-    @debug_option
+
+def common_options(func: Callable | None = None, *, device: bool = False, workers: bool = False, seed: bool = False,
+                   torch_threads: bool = False, seed_help: str = SEED_HELP, workers_help: str = WORKERS_HELP) -> Callable:
+    """Decorate a click command with the shared options it honours, passed on as ``common: Common``.
+
+    ``--quiet``, ``--verbose`` and ``--debug`` are always added; ``--device``, ``--workers`` and
+    ``--seed`` only where the verb uses them (an option that does nothing is not offered).
+    ``torch_threads``: the verb computes with torch in this process, which then gets the whole
+    CPU budget as threads (``OMP_NUM_THREADS`` overrides).
+    """
+    if func is None:
+        return functools.partial(common_options, device=device, workers=workers, seed=seed,
+                                 torch_threads=torch_threads, seed_help=seed_help, workers_help=workers_help)
+
     @functools.wraps(func)
-    def wrapper(*args, device: str, workers: int | None, seed: int, quiet: bool, verbose: bool, **kwargs):
+    def wrapper(*args, quiet: bool, verbose: bool, **kwargs):
         if quiet and verbose:
             raise click.UsageError("--quiet and --verbose exclude each other")
-        common = Common(device=device, workers=workers, seed=seed,
-                        verbosity=0 if quiet else (2 if verbose else 1), debug=DEBUG["enabled"])
+        values = {name: kwargs.pop(name) for name in ("device", "workers", "seed") if name in kwargs}
+        common = Common(**values, verbosity=0 if quiet else (2 if verbose else 1), debug=DEBUG["enabled"])
         configure_logging(common)
-        if device != "auto":  # fail on a bad --device before any work is done
+        _apply_deprecated(kwargs)
+        if device and common.device != "auto":  # fail on a bad --device before any work is done
             from rainbench.device import DeviceError, resolve_device
 
             try:
-                resolve_device(device)
+                resolve_device(common.device)
             except DeviceError as exc:
                 raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--device") from None
+        if torch_threads:
+            from rainbench.cpus import set_torch_threads
+
+            set_torch_threads(1)
         return func(*args, common=common, **kwargs)
 
-    return wrapper
+    options = [
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars; errors and the final summary only."),
+        click.option("--verbose", "-v", is_flag=True, help="Log every step (and per-file warnings)."),
+        debug_option,
+    ]
+    if seed:
+        options.insert(0, click.option("--seed", type=int, default=0, show_default=True, metavar="N", help=seed_help))
+    if workers:
+        options.insert(0, click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N", help=workers_help))
+    if device:
+        options.insert(0, click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+                                       envvar="RAINBENCH_DEVICE", help=DEVICE_HELP))
+    decorated = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
 
+
+# --- the grammar's helpers (docs/cli.md) -------------------------------------------------------
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """Tell the user (on stderr, even under --quiet) that ``old`` is an old spelling of ``new``."""
+    logging.getLogger("rainbench.cli").debug("deprecated spelling %s used", old)
+    stderr_console().print(f"[yellow]deprecated[/yellow]: {old} is now {new}; the old spelling will be removed "
+                           "in the next release", highlight=False, soft_wrap=True)
+
+
+class DeprecatedOption(click.Option):
+    """An old spelling kept for one release: hidden from --help, warns, and feeds its value to the new option.
+
+    ``convert`` maps the old value to the new option's (default: unchanged); for a ``multiple``
+    new option the converted values are appended to those given with the new spelling.
+    """
+
+    def __init__(self, decls: list[str], *, new: str, new_flag: str, convert: Callable[[Any], Any] | None = None,
+                 **kwargs):
+        kwargs.setdefault("hidden", True)
+        kwargs.setdefault("default", None)
+        super().__init__(decls, **kwargs)
+        self.new, self.new_flag, self.convert = new, new_flag, convert
+
+
+def deprecated_option(old: str, *, new: str, new_flag: str, convert: Callable[[Any], Any] | None = None,
+                      **kwargs) -> Callable:
+    """Keep the old spelling ``old`` of ``new_flag`` (parameter ``new``) working for one release."""
+    dest = "deprecated__" + old.lstrip("-").replace("-", "_")
+    return click.option(old, dest, cls=DeprecatedOption, new=new, new_flag=new_flag, convert=convert, **kwargs)
+
+
+def _apply_deprecated(kwargs: dict[str, Any]) -> None:
+    """Fold the values of old spellings into the new options' (in place), warning once per old spelling."""
+    ctx = click.get_current_context()
+    for param in ctx.command.params:
+        if not isinstance(param, DeprecatedOption):
+            continue
+        value = kwargs.pop(param.name, None)
+        if value is None or value is False or value == ():
+            continue
+        old = param.opts[0]
+        warn_deprecated(old, param.new_flag)
+        value = param.convert(value) if param.convert else value
+        current = kwargs.get(param.new)
+        if isinstance(current, tuple):
+            kwargs[param.new] = current + (tuple(value) if isinstance(value, (tuple, list)) else (value,))
+            continue
+        source = ctx.get_parameter_source(param.new)
+        if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+            raise click.UsageError(f"{old} and {param.new_flag} are the same option: give {param.new_flag} only")
+        kwargs[param.new] = value
+
+
+class LazyChoice(click.Choice):
+    """A fixed set of values owned by a library module, imported only when the values are needed."""
+
+    def __init__(self, load: Callable[[], Iterable[str]], case_sensitive: bool = True):
+        self._load = load
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__((), case_sensitive)
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The values, loaded on first use."""
+        if self._loaded is None:
+            self._loaded = tuple(self._load())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass  # click's __init__ assigns (); the real values come from ``load``
+
+
+class ListOf(click.ParamType):
+    """One value of a list option: ``a,b,c`` (the option is also repeatable); items checked against ``choices``."""
+
+    name = "list"
+
+    def __init__(self, choices: Iterable[str] | Callable[[], Iterable[str]] | None = None):
+        self._choices = choices
+
+    def choices(self) -> tuple[str, ...] | None:
+        """The allowed items, or None when any item goes."""
+        if self._choices is None:
+            return None
+        return tuple(self._choices() if callable(self._choices) else self._choices)
+
+    def convert(self, value, param, ctx) -> tuple[str, ...]:
+        """Split ``a,b`` into its items and check them."""
+        if isinstance(value, tuple):
+            return value
+        items = tuple(v.strip() for v in str(value).split(",") if v.strip())
+        allowed = self.choices()
+        if allowed is not None:
+            bad = [v for v in items if v not in allowed]
+            if bad:
+                self.fail(f"unknown value(s) {', '.join(bad)} (choose from {', '.join(allowed)})", param, ctx)
+        return items
+
+
+def flat(values: Iterable[Iterable[str]] | Iterable[str]) -> list[str]:
+    """The items of a repeatable list option, in order, each once."""
+    out: list[str] = []
+    for value in values:
+        out += [value] if isinstance(value, str) else list(value)
+    return list(dict.fromkeys(out))
+
+
+def parse_key_values(pairs: Iterable[str], option: str, several: bool = False) -> dict[str, str]:
+    """Parse repeated ``key=value`` options into a dict, naming the option on a malformed pair.
+
+    With ``several`` one value may hold several whitespace-separated pairs (``"a=1 b=2"``), which
+    is how a single parameter (DVC's params.yaml) passes a list of method options.
+    """
+    out: dict[str, str] = {}
+    if several:
+        pairs = [word for value in pairs for word in value.split()]
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint=option)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def method_options(pairs: Iterable[str], methods: list[str], option: str = "--config") -> dict[str, dict[str, str]]:
+    """``[NAME.]KEY=VALUE`` pairs -> {method: {key: value}}; the NAME. prefix may be left out with one method."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in parse_key_values(pairs, option, several=True).items():
+        name, dot, field = key.rpartition(".")
+        if not dot:
+            if len(methods) != 1:
+                raise click.BadParameter(f"{key}={value}: with several methods prefix the option with its method, "
+                                         f"e.g. {methods[0] if methods else 'NAME'}.{key}={value}", param_hint=option)
+            name = methods[0]
+        elif name not in methods:
+            raise click.BadParameter(f"{name} is not a --method of this command", param_hint=option)
+        if not field:
+            raise click.BadParameter(f"expected [NAME.]KEY=VALUE, got {key}={value}", param_hint=option)
+        out.setdefault(name, {})[field] = value
+    return out
+
+
+def method_weights(values: Iterable[str], methods: list[str], option: str = "--weights") -> dict[str, Path]:
+    """``[NAME=]FILE`` values -> {method: file}; the NAME= prefix may be left out with one method."""
+    out: dict[str, Path] = {}
+    for text in values:
+        name, sep, file = text.partition("=")
+        if not (sep and name in methods):  # a plain FILE (which may itself hold '=')
+            if len(methods) != 1:
+                raise click.BadParameter(f"{text}: expected NAME=FILE with NAME one of this command's --method",
+                                         param_hint=option)
+            name, file = methods[0], text
+        if name in out:
+            raise click.BadParameter(f"two weight files for {name}", param_hint=option)
+        out[name] = Path(file).expanduser()
+    return out
 
 def configure_logging(common: Common) -> None:
     """Route library logging to the terminal at the level the user asked for."""
@@ -183,20 +367,3 @@ def track(common: Common, items: Iterable[T], total: int | None, description: st
             yield item
             elapsed = time.perf_counter() - start
             bar.update(task, advance=1, rate=f"{n / elapsed:.1f} it/s" if elapsed > 0 else "")
-
-
-def parse_key_values(pairs: Iterable[str], option: str, several: bool = False) -> dict[str, str]:
-    """Parse repeated ``key=value`` options into a dict, naming the option on a malformed pair.
-
-    With ``several`` one value may hold several whitespace-separated pairs (``"a=1 b=2"``), which
-    is how a single parameter (DVC's params.yaml) passes a list of method options.
-    """
-    out: dict[str, str] = {}
-    if several:
-        pairs = [word for value in pairs for word in value.split()]
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint=option)
-        out[key.strip()] = value.strip()
-    return out

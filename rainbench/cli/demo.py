@@ -11,13 +11,15 @@ from rainbench.cli.common import common_options, stderr_console, stdout_console
 
 
 @click.command("demo")
-@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "-o", default="demo-out", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR",
               help="Folder for everything the demo writes (data, dataset, checkpoints, runs, report).")
 @click.option("--full", is_flag=True, help="Larger images and a longer training budget (tens of minutes on CPU).")
 @click.option("--data-only", is_flag=True, help="Only write the demo's source images (used by the DVC pipeline).")
 @click.option("--size", type=click.IntRange(min=32), default=None, metavar="PIXELS",
               help="Short side of the demo images (default: 160, or 384 with --full).")
-@common_options
+@common_options(device=True, seed=True,
+                seed_help="Seed of the demo's rain, splits and training: the same seed gives the same leaderboard.")
 def command(out: Path, full: bool, data_only: bool, size: int | None, common) -> None:
     """Run the whole journey on built-in sample images: synth, ingest, train, run, leaderboard.
 

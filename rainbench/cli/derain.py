@@ -9,7 +9,7 @@ import click
 
 from rainbench.cli.common import (
     common_options,
-    parse_key_values,
+    method_options,
     stderr_console,
     stdout_console,
     track,
@@ -20,12 +20,13 @@ RECORD = "derain.json"
 
 
 @click.command("derain")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--method", "method_name", required=True, metavar="NAME", help="Registered method (see `rainbench methods`).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Weights file for the method (a rainbench checkpoint or the method's released format).")
-@click.option("--config", "config", multiple=True, metavar="KEY=VALUE", help="Method option (repeatable, or several in one quoted value); see docs/methods.md.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="INPUT...")
+@click.option("--method", "-m", "method_name", required=True, metavar="NAME", help="Registered method (see `rainbench methods`).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Method weights (a rainbench weights.pt / checkpoint, or the method's released format).")
+@click.option("--config", "-c", "config", multiple=True, metavar="[NAME.]KEY=VALUE",
+              help="Method option (repeatable, or several in one quoted value); see docs/methods.md.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Output folder; outputs keep the inputs' relative names.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Output image format.")
 @click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
@@ -38,7 +39,8 @@ RECORD = "derain.json"
 @click.option("--keep-suffix", is_flag=True,
               help="Keep the input's suffix in the output name (IMG_1.JPG -> IMG_1.JPG.png), so IMG_1.JPG and "
                    "IMG_1.HEIC do not clash.")
-@common_options
+@common_options(device=True, seed=True, torch_threads=True,
+                seed_help="Seed of torch's generator for methods that draw random numbers.")
 def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, config: tuple[str, ...], out: Path,
             fmt: str, tile: int | None, overwrite: bool, keep_suffix: bool, common) -> None:
     """Derain INPUT images or folders (recursively) with one method and write the results to --out.
@@ -46,6 +48,7 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
     Re-running skips outputs that already exist; a file that cannot be read or derained is reported
     and the others go on (the exit code is non-zero if any failed). Inputs that would write the same
     output (IMG_1.JPG and IMG_1.png) are refused before any work; broken links are reported and skipped.
+    Torch computes with as many threads as this process has CPUs (OMP_NUM_THREADS overrides).
     """
     import torch
     from rich.markup import escape
@@ -53,7 +56,7 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
     import baselines
     from collection.lock import OutputLockedError, output_lock
 
-    options = parse_key_values(config, "--config", several=True)
+    options = method_options(config, [method_name]).get(method_name, {})
     found = _collect(inputs, out, fmt, keep_suffix)
     if found.clashes:
         raise click.UsageError(_clash_message(found.clashes, out))

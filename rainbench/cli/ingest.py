@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from rainbench.cli.common import (
+    LazyChoice,
     common_options,
+    deprecated_option,
     parse_key_values,
     progress,
     stage_reporter,
@@ -18,34 +20,43 @@ _STAGES = {"discover": "discovering sources", "probe": "probing files", "curate"
            "report": "manifest and report"}
 
 
+def _layouts() -> list[str]:
+    from collection.layouts import LAYOUTS
+
+    return ["auto", *LAYOUTS]
+
+
 @click.command("ingest")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Output folder: DatasetDict, manifest.parquet, report/ and the probe cache.")
-@click.option("--layout", default="auto", show_default=True,
-              help="Source layout for every SOURCE (auto-detected by default; see docs/ingest.md).")
-@click.option("--source-name", default=None, help="Source name for a single SOURCE (default: the folder name).")
+@click.option("--layout", type=LazyChoice(_layouts), default="auto", show_default=True,
+              help="Source layout for every SOURCE (auto-detected by default; see docs/layouts.md).")
+@click.option("--source-name", default=None, metavar="NAME", help="Source name for a single SOURCE (default: the folder name).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label every row, e.g. rain_kind=heavy (repeatable).")
-@click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@click.option("--sidecar", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="CSV or JSONL of per-file labels keyed by relative path.")
-@click.option("--min-side", type=click.IntRange(min=1), default=1024, show_default=True,
+@click.option("--min-side", type=click.IntRange(min=1), default=1024, show_default=True, metavar="PIXELS",
               help="Quarantine images whose short side is below this many pixels.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, metavar="N",
               help="Quarantine images above N pixels (default 200 MP, the loader's limit).")
-@click.option("--radius", type=click.IntRange(0, 32), default=8, show_default=True,
-              help="Perceptual-hash Hamming radius for near duplicates.")
+@click.option("--radius", type=click.IntRange(0, 32), default=8, show_default=True, metavar="BITS",
+              help="Perceptual-hash Hamming radius for near duplicates (0-32).")
 @click.option("--duplicates", type=click.Choice(["auto", "drop", "flag"]), default="auto", show_default=True,
               help="Near duplicates: flag (keep, with duplicate_of), drop (keep one per cluster), or auto: flag in "
-                   "fixed splits (layout, --split-file, single --split), drop in free ones.")
-@click.option("--split", "split", default=None, metavar="NAME=RATIO,...",
+                   "fixed splits (layout, --split-file, a single --split-ratios split), drop in free ones.")
+@click.option("--split-ratios", "split", default=None, metavar="NAME=RATIO,...",
               help="Split ratios, e.g. train=0.8,test=0.2 (default; splits fixed by a layout are kept).")
-@click.option("--split-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+@deprecated_option("--split", new="split", new_flag="--split-ratios")
+@click.option("--split-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="CSV with 'split' and 'id' or 'path' columns pinning rows to splits.")
 @click.option("--keep-gps", is_flag=True, help="Record GPS latitude, longitude and altitude (personal data: off by default).")
-@click.option("--fps", type=float, default=1.0, show_default=True, help="Frames sampled per second of video.")
+@click.option("--fps", type=float, default=1.0, show_default=True, metavar="FPS", help="Frames sampled per second of video.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD>=X",
               help="Quarantine rows failing a quality threshold, e.g. sharpness>=50 (repeatable, opt-in).")
-@common_options
+@common_options(workers=True, seed=True, seed_help="Seed of the split assignment: the same seed gives the same splits.",
+                workers_help="Processes probing files (default: the CPUs this process may use: affinity mask, "
+                             "cgroup quota, SLURM_CPUS_PER_TASK; 0 = in this process).")
 def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str | None, tags: tuple[str, ...],
             sidecar: Path | None, min_side: int, max_pixels: int | None, radius: int, duplicates: str, split: str | None,
             split_file: Path | None, keep_gps: bool, fps: float, filters: tuple[str, ...], common) -> None:
@@ -55,7 +66,7 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
     from collection.quality import parse_filter
 
     if split and split_file:
-        raise click.UsageError("--split and --split-file exclude each other")
+        raise click.UsageError("--split-ratios and --split-file exclude each other")
     if source_name and len(sources) > 1:
         raise click.BadParameter("--source-name names one SOURCE; use NAME=PATH for several", param_hint="--source-name")
     for text in filters:
@@ -69,7 +80,7 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
         try:
             parse_ratios(split)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--split") from None
+            raise click.BadParameter(str(exc), param_hint="--split-ratios") from None
     labels = parse_key_values(tags, "--tag")
     specs = []
     for text in sources:

@@ -4,34 +4,45 @@ from __future__ import annotations
 
 import click
 
-from rainbench.cli.common import common_options, stderr_console, stdout_console
+from rainbench.cli.common import common_options, deprecated_option, stderr_console
+from rainbench.cli.listing import Column, emit, format_option
+
+COLUMNS = (
+    Column("name", "name"),
+    Column("kind", "kind"),
+    Column("learns_from", "learns"),
+    Column("weights", "weights", drop=2, short=lambda v: {"trained with fit": "fit"}.get(v, v or "")),
+    Column("license", "license", drop=1, short=lambda v: (v or "").split(" (")[0]),
+    Column("paper", "paper", shrink=True),
+)
+
+
+def rows(infos) -> list[dict]:
+    """One flat row per method, as every listing format shows it."""
+    out = []
+    for i in infos:
+        weights = "required" if i.needs_weights else ("trained with fit" if i.learns_from != "none" else "none")
+        paper = f"{i.paper}" + (f" [{i.year}]" if i.year and str(i.year) not in i.paper else "")
+        out.append({"name": i.name, "kind": i.kind, "learns_from": i.learns_from, "weights": weights,
+                    "license": i.code_license + (f" (weights: {i.weights_license})" if i.weights_license else ""),
+                    "paper": paper})
+    return out
 
 
 @click.command("methods")
-@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON (one object per method) instead of a table.")
+@format_option
+@deprecated_option("--json", new="fmt", new_flag="--format json", is_flag=True, convert=lambda _: "json")
 @common_options
-def command(as_json: bool, common) -> None:
-    """List the registered deraining methods (built-in and plugins) with their kind, paper, license and weights."""
-    import json
+def command(fmt: str, common) -> None:
+    """List the registered deraining methods (built-in and plugins) with their kind, paper, license and weights.
 
+    `--format json` prints the full registry record of each method (summary, devices, tile size, ...).
+    """
     import baselines
     from baselines.registry import load_errors
 
     infos = [baselines.info(name) for name in baselines.available()]
     errors = load_errors()
-    if as_json:
-        click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
-    else:
-        from rich.table import Table
-
-        table = Table(title="rainbench methods", show_lines=False)
-        for column in ("name", "kind", "paper", "license", "learns from", "weights"):
-            table.add_column(column, overflow="fold")
-        for i in infos:
-            license_text = i.code_license + (f" (weights: {i.weights_license})" if i.weights_license else "")
-            weights = "required" if i.needs_weights else ("trained with fit" if i.learns_from != "none" else "none")
-            paper = f"{i.paper}" + (f" [{i.year}]" if i.year and str(i.year) not in i.paper else "")
-            table.add_row(i.name, i.kind, paper, license_text, i.learns_from, weights)
-        stdout_console().print(table)
+    emit(rows(infos), COLUMNS, fmt, records=[i.to_dict() for i in infos] if fmt == "json" else None)
     for where, why in errors.items():
         stderr_console().print(f"[yellow]warning[/yellow]: {where} could not be loaded: {why}")

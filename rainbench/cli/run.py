@@ -2,53 +2,63 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, parse_key_values, stdout_console
+from rainbench.cli.common import (
+    ListOf,
+    common_options,
+    deprecated_option,
+    flat,
+    method_options,
+    method_weights,
+    stdout_console,
+)
+
+DEFAULT_METRICS = ("psnr", "ssim", "piqe")
 
 
-def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
-    """``NAME.key=value`` pairs -> {method: {key: value}}; values are JSON where they parse (numbers, booleans)."""
-    out: dict[str, dict] = {}
-    for dotted, raw in parse_key_values(pairs, "--config", several=True).items():
-        method, sep, key = dotted.partition(".")
-        if not sep or not method or not key:
-            raise click.BadParameter(f"expected METHOD.key=value, got {dotted}={raw}", param_hint="--config")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(method, {})[key] = value
-    return out
+def _value(raw: str):
+    """A method option's value as JSON where it parses (numbers, booleans), as run.json has always stored it."""
+    import json
+
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 @click.command("run")
-@click.option("--method", "methods", multiple=True, metavar="NAME",
-              help="Method to run (repeatable); the rainy input is always scored too, as `identity`.")
-@click.option("--weights", "weights", multiple=True, metavar="NAME=FILE", help="Checkpoint for a method (repeatable).")
-@click.option("--config", "configs", multiple=True, metavar="NAME.KEY=VALUE", help="Override a method option (repeatable, or several in one quoted value).")
+@click.option("--method", "-m", "methods", multiple=True, type=ListOf(), metavar="NAME[,NAME...]",
+              help="Methods to run (repeatable or comma-separated); the rainy input is always scored too, as `identity`.")
+@click.option("--weights", "weights", multiple=True, metavar="[NAME=]FILE",
+              help="Method weights (repeatable); NAME= may be left out when the run has one --method.")
+@click.option("--config", "-c", "configs", multiple=True, metavar="[NAME.]KEY=VALUE",
+              help="Method option (repeatable, or several in one quoted value); NAME. may be left out with one --method.")
 @click.option("--dataset", required=True, metavar="PATH_OR_HUB_ID",
               help="Dataset dir from `rainbench ingest`, a Hub tree on disk, or a Hub id ORG/NAME.")
-@click.option("--split", default="test", show_default=True, help="Dataset split to score.")
-@click.option("--metrics", default="psnr,ssim,piqe", show_default=True, metavar="LIST",
-              help="Comma-separated metrics (see `rainbench weights list`); reference ones only on rows with a clean image.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--split", default="test", show_default=True, metavar="NAME", help="Dataset split to score.")
+@click.option("--metric", "metric_names", multiple=True, type=ListOf(), metavar="NAME[,NAME...]",
+              help=f"Metrics (repeatable or comma-separated; default {','.join(DEFAULT_METRICS)}; see "
+                   "`rainbench metric-weights list`); reference ones only on rows with a clean image.")
+@deprecated_option("--metrics", new="metric_names", new_flag="--metric", type=ListOf())
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Images per method call (images are grouped by size).")
 @click.option("--save-outputs", is_flag=True, help="Save every method output as PNG under RUN_DIR/outputs/<method>/.")
-@click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory with metric weights (default: $RAINBENCH_WEIGHTS_DIR, then the pyiqa cache).")
-@click.option("--niqe-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="NIQE model file from `rainbench weights fit-niqe` (instead of pyiqa's).")
+@click.option("--metric-weights", "metric_weights", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Directory with metric weights (default: $RAINBENCH_WEIGHTS_DIR, then the pyiqa cache).")
+@deprecated_option("--weights-dir", new="metric_weights", new_flag="--metric-weights",
+                   type=click.Path(file_okay=False, path_type=Path))
+@click.option("--niqe-model", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="NIQE model file from `rainbench metric-weights fit-niqe` (instead of pyiqa's).")
 @click.option("--offline", is_flag=True, envvar="HF_HUB_OFFLINE", help="Never touch the network: Hub ids from the local cache only.")
 @click.option("--amp/--no-amp", default=True, show_default=True,
               help="Mixed precision (fp16 autocast) for methods on CUDA; never used on CPU.")
 @click.option("--no-identity", is_flag=True, help="Do not score the rainy input as the `identity` method.")
-@click.option("--flush-every", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--flush-every", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
               help="Write results to disk every N images (a crash loses at most that many).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Run directory; re-running with the same directory resumes.")
 @click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
               help=("Tile size N: process images larger than N pixels in N x N tiles, exact (layer-wise streamed) "
@@ -58,39 +68,42 @@ def _parse_config(pairs: tuple[str, ...]) -> dict[str, dict]:
                     "own tile size (`rainbench methods`). Applies to every --method."))
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
-@common_options
-def command(common, methods, weights, configs, dataset, split, metrics, batch_size, save_outputs, weights_dir,
+@common_options(device=True, workers=True, seed=True, torch_threads=True,
+                workers_help="Processes decoding images while the methods run in this process (default: the CPUs "
+                             "this process may use; 0 = decode in this process; runs under 32 images always do).",
+                seed_help="Seed of torch's generator before the methods run (for methods that draw random numbers).")
+def command(common, methods, weights, configs, dataset, split, metric_names, batch_size, save_outputs, metric_weights,
             niqe_model, offline, amp, no_identity, flush_every, out, tile, allow_failures) -> None:
     """Benchmark methods on a dataset with reference and no-reference metrics.
 
     \b
     Example:
-      rainbench run --method identity --method nlcl --weights nlcl=nlcl.pt \\
-          --dataset data/ --metrics psnr,ssim,niqe --out runs/first
+      rainbench run --method gmm,nlcl --weights nlcl=nlcl.pt \\
+          --dataset data/ --metric psnr,ssim,niqe --out runs/first
     Results go to RUN_DIR/results.parquet (one row per image x method x metric);
     an interrupted run resumes when run again with the same --out. The exit code is 1 when any
-    image of the run directory failed for any method (unless --allow-failures).
+    image of the run directory failed for any method (unless --allow-failures). Torch computes with
+    as many threads as this process has CPUs (OMP_NUM_THREADS overrides); decoding workers use one each.
     """
+    import torch
+
     from collection.lock import OutputLockedError
     from rainbench.runner import MethodRequest, run_benchmark
 
-    metric_names = [m.strip() for m in metrics.split(",") if m.strip()]
-    if not metric_names:
-        raise click.BadParameter("no metric given", param_hint="--metrics")
-    weight_files = parse_key_values(weights, "--weights")
-    method_configs = _parse_config(configs)
-    names = list(dict.fromkeys(methods))
-    for option, keys in (("--weights", weight_files), ("--config", method_configs)):
-        stray = sorted(set(keys) - set(names))
-        if stray:
-            raise click.BadParameter(f"{', '.join(stray)} is not a --method of this run", param_hint=option)
-    requests = [MethodRequest(n, weight_files.get(n), method_configs.get(n, {}), tile=tile) for n in names]
+    names = flat(methods)
+    metric_list = flat(metric_names) or list(DEFAULT_METRICS)
+    weight_files = method_weights(weights, names)
+    method_configs = method_options(configs, names)
+    requests = [MethodRequest(n, weight_files.get(n), {k: _value(v) for k, v in method_configs.get(n, {}).items()},
+                              tile=tile)
+                for n in names]
+    torch.manual_seed(common.seed)
 
     try:
         with _progress_callback(common) as on_progress:
             summary = run_benchmark(
-                dataset, requests, metric_names, out, split=split, device=common.torch_device(), batch_size=batch_size,
-                save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=weights_dir,
+                dataset, requests, metric_list, out, split=split, device=common.torch_device(), batch_size=batch_size,
+                save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=metric_weights,
                 niqe_model=niqe_model, offline=offline, include_identity=not no_identity, amp=amp,
                 flush_every=flush_every,
             )

@@ -6,20 +6,35 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, parse_key_values, stdout_console, track
+from rainbench.cli.common import (
+    LazyChoice,
+    common_options,
+    deprecated_option,
+    parse_key_values,
+    stdout_console,
+    track,
+)
+
+
+def _presets() -> list[str]:
+    from collection.synth import PRESETS
+
+    return list(PRESETS)
 
 
 @click.command("synth")
-@click.argument("clean", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.argument("clean", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="CLEAN...")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Output folder: rainy/NAME.png, clean/NAME.png, params/NAME.json (read by `rainbench ingest`).")
-@click.option("--preset", default="rain100l", show_default=True,
+@click.option("--preset", type=LazyChoice(_presets), default="rain100l", show_default=True,
               help="Rain style: rain100l (light, sparse), rain100h (heavy, multi-direction, haze), drizzle.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a parameter: density/length/width/intensity scale every layer (density=2 doubles), "
-                   "angle/angle_jitter/blur set it, haze sets the veil. Repeatable.")
+@click.option("--config", "-c", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a rain parameter: density/length/width/intensity scale every layer (density=2 doubles), "
+                   "angle/angle_jitter/blur set it, haze sets the veil. Repeatable, or several in one quoted value.")
+@deprecated_option("--set", new="overrides", new_flag="--config", multiple=True)
 @click.option("--overwrite", is_flag=True, help="Re-synthesise pairs that already exist (default: skip them).")
-@common_options
+@common_options(workers=True, seed=True,
+                seed_help="Seed of the rain: each image's seed derives from it and the image's name.")
 def command(clean: tuple[Path, ...], out: Path, preset: str, overrides: tuple[str, ...], overwrite: bool, common) -> None:
     """Synthesise paired rainy/clean images from CLEAN images or folders.
 
@@ -36,11 +51,11 @@ def command(clean: tuple[Path, ...], out: Path, preset: str, overrides: tuple[st
         synthesize_file,
     )
 
-    values = {k: float(v) for k, v in _floats(parse_key_values(overrides, "--set")).items()}
+    values = {k: float(v) for k, v in _floats(parse_key_values(overrides, "--config", several=True)).items()}
     try:
         resolve_params(preset, **values)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--preset/--set") from None
+        raise click.BadParameter(str(exc), param_hint="--preset/--config") from None
     files, roots = collect_images(clean)
     if not files:
         raise click.UsageError(f"no image files found in {', '.join(map(str, clean))}")
@@ -69,5 +84,5 @@ def _floats(pairs: dict[str, str]) -> dict[str, float]:
         try:
             out[key] = float(value)
         except ValueError:
-            raise click.BadParameter(f"{key}={value!r} is not a number", param_hint="--set") from None
+            raise click.BadParameter(f"{key}={value!r} is not a number", param_hint="--config") from None
     return out

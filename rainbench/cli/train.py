@@ -24,7 +24,7 @@ import click
 
 from rainbench.cli.common import (
     common_options,
-    parse_key_values,
+    method_options,
     progress,
     stdout_console,
 )
@@ -188,7 +188,7 @@ def _format_losses(values: dict[str, Any]) -> str:
 @click.command("train")
 @click.option("--method", "-m", "method_name", required=True, metavar="NAME",
               help="Method to train (see `rainbench methods`: nlcl, cut, prenet, ...).")
-@click.option("--out", "-o", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", "-o", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Run directory for checkpoint.pt, weights.pt and train.json.")
 @click.option("--rainy", multiple=True, metavar="SRC",
               help="Rainy images (files, folders or an ingested dataset); unpaired methods. Repeatable.")
@@ -196,20 +196,24 @@ def _format_losses(values: dict[str, Any]) -> str:
               help="Clean images (files, folders or an ingested dataset); unpaired methods. Repeatable.")
 @click.option("--pairs", multiple=True, metavar="SRC",
               help="Rainy/clean pairs (a dataset, or a folder with rainy/ + clean/ and the like); supervised methods.")
-@click.option("--split", default="train", show_default=True, help="Split to read from dataset sources.")
-@click.option("--iters", type=click.IntRange(min=1), default=None, help="Training budget in iterations.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
+@click.option("--split", default="train", show_default=True, metavar="NAME", help="Split to read from dataset sources.")
+@click.option("--iters", type=click.IntRange(min=1), default=None, metavar="N", help="Training budget in iterations.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Training budget in passes over the rainy images (or pairs); excludes --iters.")
 @click.option("--variant", type=click.Choice(["symmetric", "asymmetric"]), default=None,
               help="NLCL's layer contrast: symmetric (CVPR 2022) or asymmetric (TPAMI 2024).")
-@click.option("--config", "-c", "config_pairs", multiple=True, metavar="KEY=VALUE",
+@click.option("--config", "-c", "config_pairs", multiple=True, metavar="[NAME.]KEY=VALUE",
               help="A method option, e.g. crop=128 or lambda_layer=0.5. Repeatable, or several in one quoted value.")
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/checkpoint.pt with the saved options.")
-@common_options
+@common_options(device=True, seed=True, torch_threads=True,
+                seed_help="Seed of the method's initialisation, crops and sampling: the same seed trains the same weights.")
 def command(method_name: str, run_dir: Path, rainy: tuple[str, ...], clean: tuple[str, ...], pairs: tuple[str, ...],
             split: str, iters: int | None, epochs: int | None, variant: str | None, config_pairs: tuple[str, ...],
             resume: bool, common: Any) -> None:
-    """Train a learnable method on unpaired (--rainy, --clean) or paired (--pairs) data."""
+    """Train a learnable method on unpaired (--rainy, --clean) or paired (--pairs) data.
+
+    Torch computes with as many threads as this process has CPUs (OMP_NUM_THREADS overrides).
+    """
     import baselines
     from baselines.registry import get_class
 
@@ -232,7 +236,7 @@ def command(method_name: str, run_dir: Path, rainy: tuple[str, ...], clean: tupl
     if checkpoint.exists() and not resume:
         raise click.UsageError(f"{run_dir} already holds a checkpoint: pass --resume to continue, or choose another --out")
 
-    options = _resolve_config(cls, run_dir, parse_key_values(config_pairs, "--config", several=True), variant, iters, common.seed, resume)
+    options = _resolve_config(cls, run_dir, method_options(config_pairs, [method_name]).get(method_name, {}), variant, iters, common.seed, resume)
     try:
         method = baselines.create(method_name, device=common.torch_device(), **options)
     except baselines.MethodError as exc:

@@ -1,4 +1,9 @@
-"""`rainbench weights`: manage metric weight files offline: list, fetch, verify, path, fit-niqe."""
+"""`rainbench metric-weights`: manage metric weight files offline: list, fetch, verify, path, fit-niqe.
+
+The verb was `rainbench weights` and its option `--weights-dir`; both old spellings still work for
+one release (``weights`` is a hidden alias of the group). Method weights are `--weights FILE` of
+`derain`, `run` and `analyze-id`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,34 @@ from pathlib import Path
 
 import click
 
-from rainbench.cli.common import common_options, stdout_console, track
+from rainbench.cli.common import (
+    common_options,
+    deprecated_option,
+    stdout_console,
+    track,
+)
+from rainbench.cli.listing import Column, emit, format_option
 
-WEIGHTS_DIR_HELP = "Weights directory (default: $RAINBENCH_WEIGHTS_DIR, else pyiqa's own cache)."
+WEIGHTS_DIR_HELP = "Metric weights directory (default: $RAINBENCH_WEIGHTS_DIR, else pyiqa's own cache)."
 
 
 def weights_dir_option(func):
-    """Add ``--weights-dir`` (also read from $RAINBENCH_WEIGHTS_DIR)."""
-    return click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                         envvar="RAINBENCH_WEIGHTS_DIR", help=WEIGHTS_DIR_HELP)(func)
+    """Add ``--metric-weights DIR`` (also read from $RAINBENCH_WEIGHTS_DIR; old spelling ``--weights-dir``)."""
+    func = deprecated_option("--weights-dir", new="weights_dir", new_flag="--metric-weights",
+                             type=click.Path(file_okay=False, path_type=Path))(func)
+    return click.option("--metric-weights", "weights_dir", type=click.Path(file_okay=False, path_type=Path),
+                        default=None, metavar="DIR", envvar="RAINBENCH_WEIGHTS_DIR", help=WEIGHTS_DIR_HELP)(func)
+
+
+LIST_COLUMNS = (
+    Column("metric", "metric"),
+    Column("file", "file", shrink=True),
+    Column("source", "source", drop=3),
+    Column("size", "size", right=True, drop=2),
+    Column("sha256", "sha256", drop=4, short=lambda v: (v[:12] + "…") if v and len(v) > 13 else (v or "")),
+    Column("status", "status"),
+    Column("path", "path", drop=1, shrink=True),
+)
 
 
 def _metrics_or_all(metrics: tuple[str, ...]) -> list[str]:
@@ -38,44 +62,40 @@ def _size(n: int | None) -> str:
     return "?"  # pragma: no cover
 
 
-@click.group("weights", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("metric-weights", context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
     """Manage metric weight files offline: list, fetch, verify, path, fit-niqe.
 
     \b
-    On a connected machine:  rainbench weights fetch niqe lpips --weights-dir W/
-    On the offline node:     rainbench run ... --weights-dir W/ --offline
+    On a connected machine:  rainbench metric-weights fetch niqe lpips --metric-weights W/
+    On the offline node:     rainbench run ... --metric-weights W/ --offline
     """
 
 
 @command.command("list")
 @click.argument("metrics", nargs=-1, metavar="[METRIC]...")
 @weights_dir_option
+@format_option
 @common_options
-def list_cmd(metrics: tuple[str, ...], weights_dir: Path | None, common) -> None:
+def list_cmd(metrics: tuple[str, ...], weights_dir: Path | None, fmt: str, common) -> None:
     """Show the weight files each metric needs, where they are expected, and which are present."""
-    from rich.table import Table
-
     from rainbench.weights import MANIFEST, expected_path, locate, resolve_weights_dir
 
     names = _metrics_or_all(metrics)
     wdir = resolve_weights_dir(weights_dir)
-    table = Table(title=f"metric weights ({wdir if wdir else 'pyiqa default cache'})")
-    for col in ("metric", "file", "source", "size", "sha256", "status", "path"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for name in names:
         entries = [e for e in MANIFEST if name in e.metrics]
         if not entries:
-            table.add_row(name, "-", "-", "-", "-", "[green]no weights needed[/green]", "")
+            rows.append({"metric": name, "status": "no weights needed"})
             continue
         for entry in entries:
             path = locate(entry, wdir)
-            sha = entry.sha256[:12] + "..." if entry.sha256 else (
-                f"{entry.sha256_prefix}..." if entry.sha256_prefix else "unknown")
-            status = "[green]present[/green]" if path else "[red]missing[/red]"
-            table.add_row(name, entry.key, entry.source, _size(path.stat().st_size if path else entry.size),
-                          sha, status, str(path or expected_path(entry, wdir)))
-    stdout_console().print(table)
+            sha = entry.sha256 or (f"{entry.sha256_prefix}..." if entry.sha256_prefix else "unknown")
+            rows.append({"metric": name, "file": entry.key, "source": entry.source,
+                         "size": _size(path.stat().st_size if path else entry.size), "sha256": sha,
+                         "status": "present" if path else "missing", "path": str(path or expected_path(entry, wdir))})
+    emit(rows, LIST_COLUMNS, fmt, title=f"metric weights ({wdir if wdir else 'pyiqa default cache'})")
 
 
 @command.command("fetch")
@@ -91,7 +111,7 @@ def fetch_cmd(metrics: tuple[str, ...], weights_dir: Path | None, common) -> Non
     names = _metrics_or_all(metrics)
     wdir = resolve_weights_dir(weights_dir)
     if wdir is None:
-        raise click.UsageError("give --weights-dir DIR (or set RAINBENCH_WEIGHTS_DIR)")
+        raise click.UsageError("give --metric-weights DIR (or set RAINBENCH_WEIGHTS_DIR)")
     table = Table(title=f"fetched into {wdir}")
     for col in ("file", "metrics", "path"):
         table.add_column(col, overflow="fold")
@@ -145,18 +165,18 @@ def path_cmd(weights_dir: Path | None, common) -> None:
 
 
 @command.command("fit-niqe")
-@click.argument("clean", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("clean", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="CLEAN...")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Where to write the NIQE model (.mat, pyiqa's format).")
-@click.option("--patch-size", type=click.IntRange(min=8), default=96, show_default=True,
+@click.option("--patch-size", type=click.IntRange(min=8), default=96, show_default=True, metavar="PIXELS",
               help="Patch size in pixels (pyiqa's NIQE scores 96).")
-@click.option("--sharpness-threshold", type=click.FloatRange(0, 1), default=0.75, show_default=True,
+@click.option("--sharpness-threshold", type=click.FloatRange(0, 1), default=0.75, show_default=True, metavar="FRACTION",
               help="Keep patches sharper than this fraction of the image's sharpest patch.")
-@click.option("--max-images", type=click.IntRange(min=1), default=None, help="Use at most N images.")
+@click.option("--max-images", type=click.IntRange(min=1), default=None, metavar="N", help="Use at most N images.")
 @common_options
 def fit_niqe_cmd(clean: tuple[Path, ...], out: Path, patch_size: int, sharpness_threshold: float,
                  max_images: int | None, common) -> None:
-    """Fit a NIQE model on CLEAN image files or folders; use it with `--niqe-model FILE`."""
+    """Fit a NIQE model on CLEAN image files or folders; use it with `rainbench run --niqe-model FILE`."""
     from rich.table import Table
 
     from collection.images import ImageLoadError, is_image_file, load_image
