@@ -80,7 +80,7 @@ def test_debug_shows_the_traceback(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"garbage")
     proc = subprocess.run([sys.executable, "-m", "rainbench", "--debug", "synth", str(bad), "--out", str(tmp_path / "o"),
-                           "-q", "--workers", "0"], capture_output=True, text=True)
+                           "-q", "--workers", "0"], capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ImageLoadError" in proc.stderr
 
 

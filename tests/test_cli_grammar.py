@@ -46,7 +46,7 @@ def is_flag(option: click.Option) -> bool:
 
 def doc_sections() -> dict[str, str]:
     text = DOC.read_text()
-    parts = re.split(r"^### `rainbench ([a-z -]+)`$", text, flags=re.M)
+    parts = re.split(r"^### `rainbench ([a-z -]+)`$", text, flags=re.MULTILINE)
     return {name: body for name, body in zip(parts[1::2], parts[2::2])}
 
 
