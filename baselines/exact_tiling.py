@@ -24,13 +24,10 @@ convolutions and of the statistics differs): tests/test_exact_tiling.py holds it
 from __future__ import annotations
 
 import contextlib
-import copy
-import operator
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +36,37 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from baselines._stream_graph import (
+    Conv,
+    Input,
+    Node,
+    Norm,
+    NotStreamable,
+    Pointwise,
+    trace,
+    uses_image_statistics,
+)
+
+__all__ = [
+    "NotStreamable",
+    "Streamable",
+    "check_streamable",
+    "free_memory",
+    "has_instance_norm",
+    "stream_apply",
+    "whole_image_bytes",
+    "whole_image_fits",
+]
+
 Region = tuple[int, int, int, int]
 """(y0, y1, x0, x1): a rectangle of the image, end-exclusive."""
 
 WHOLE_IMAGE_FACTOR = 6
-"""Whole-image inference holds about this many maps of the widest layer at once (measured: 1.82 GiB
-peak for NLCL at 1080p, 32 channels, i.e. ~7 maps of 265 MB with the interpreter's own ~0.3 GiB)."""
+"""Whole-image inference holds about this many maps of the widest layer at once, with a margin
+(measured for NLCL at 1080p, 32 channels: the call adds 1.26 GiB, about 5 maps of 265 MB)."""
 
 MEMORY_FRACTION = 0.7
 """Share of the free memory whole-image inference may plan to use."""
-
-_POINTWISE_MODULES = (
-    nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
-    nn.Sigmoid, nn.Hardtanh, nn.Softplus, nn.Identity, nn.Dropout, nn.Dropout2d,
-)
-_BINARY_FUNCTIONS = {
-    operator.add, operator.sub, operator.mul, operator.truediv, operator.neg,
-    torch.add, torch.sub, torch.mul, torch.div, torch.neg,
-}
-_PAD_MODES = {nn.ZeroPad2d: "zeros", nn.ConstantPad2d: "zeros", nn.ReflectionPad2d: "reflect",
-              nn.ReplicationPad2d: "replicate"}
-
-
-class NotStreamable(ValueError):
-    """The network holds a layer the streaming executor cannot run exactly tile by tile."""
-
 
 @dataclass(frozen=True)
 class Streamable:
@@ -71,145 +74,6 @@ class Streamable:
 
     network: nn.Module
     amp: bool = False
-
-
-# --------------------------------------------------------------------------- the traced graph
-@dataclass(eq=False)
-class _Node:
-    inputs: list[_Node] = field(default_factory=list)
-    name: str = ""
-    store: _Store | None = None  # set once the map is materialised
-
-
-@dataclass(eq=False)
-class _Input(_Node):
-    tensor: Tensor | None = None
-
-
-@dataclass(eq=False)
-class _Pad(_Node):
-    amount: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, right, top, bottom
-    mode: str = "zeros"
-
-
-@dataclass(eq=False)
-class _Conv(_Node):
-    module: nn.Conv2d | None = None
-    mode: str = "zeros"
-    radius: tuple[int, int] = (0, 0)  # (y, x)
-
-
-@dataclass(eq=False)
-class _Norm(_Node):
-    module: nn.Module | None = None
-    mean: Tensor | None = None  # N x C x 1 x 1 float32, set when the input is materialised
-    rstd: Tensor | None = None
-
-
-@dataclass(eq=False)
-class _Pointwise(_Node):
-    fn: Callable[..., Tensor] | None = None
-
-
-def _conv_node(arg: _Node, module: nn.Conv2d, name: str) -> _Conv:
-    kh, kw = module.kernel_size
-    if module.stride != (1, 1) or module.dilation != (1, 1) or kh % 2 == 0 or kw % 2 == 0:
-        raise NotStreamable(f"layer {name}: only stride-1, undilated, odd-kernel convolutions stream "
-                            f"(got kernel {module.kernel_size}, stride {module.stride}, dilation {module.dilation})")
-    radius = (kh // 2, kw // 2)
-    if isinstance(arg, _Pad):
-        if module.padding not in ((0, 0), "valid") or arg.amount != (radius[1], radius[1], radius[0], radius[0]):
-            raise NotStreamable(f"layer {name}: padding {arg.amount} before a {kh}x{kw} conv changes the size")
-        return _Conv([arg.inputs[0]], name, module=module, mode=arg.mode, radius=radius)
-    padding = radius if module.padding == "same" else module.padding
-    if tuple(padding) != radius:
-        raise NotStreamable(f"layer {name}: conv padding {module.padding} changes the map size")
-    if module.padding_mode not in ("zeros", "reflect", "replicate"):
-        raise NotStreamable(f"layer {name}: padding mode {module.padding_mode!r} does not stream")
-    return _Conv([arg], name, module=module, mode=module.padding_mode, radius=radius)
-
-
-def _uses_batch_statistics(module: nn.Module) -> bool:
-    """True for a norm that normalises with the image's own statistics (not stored running ones)."""
-    if isinstance(module, nn.InstanceNorm2d):
-        return module.training or not module.track_running_stats or module.running_mean is None
-    return isinstance(module, nn.GroupNorm)
-
-
-def _trace(network: nn.Module) -> tuple[_Input, _Node, list[_Node]]:
-    """The network as a graph of streamable nodes (topological order); NotStreamable otherwise."""
-    import torch.fx as fx
-
-    try:
-        graph = fx.symbolic_trace(network).graph
-    except Exception as exc:  # noqa: BLE001 - any tracing failure means "not streamable"
-        raise NotStreamable(f"{type(network).__name__} cannot be traced: {exc}") from None
-    modules = dict(network.named_modules())
-    env: dict[Any, Any] = {}
-    order: list[_Node] = []
-    source: _Input | None = None
-    output: _Node | None = None
-
-    def node_of(value: Any, name: str) -> _Node:
-        node = env[value]
-        if isinstance(node, _Pad):
-            raise NotStreamable(f"layer {name}: a padding whose result is not read by a convolution")
-        return node
-
-    for n in graph.nodes:
-        if n.op == "placeholder":
-            if source is not None:
-                raise NotStreamable(f"{type(network).__name__} takes more than one input")
-            source = env[n] = _Input(name=n.name)
-            continue
-        if n.op == "output":
-            output = node_of(n.args[0], "output") if isinstance(n.args[0], fx.Node) else None
-            continue
-        if n.op == "call_module":
-            module = modules[n.target]
-            if len(n.args) != 1 or n.kwargs or not isinstance(n.args[0], fx.Node):
-                raise NotStreamable(f"layer {n.target}: called with {len(n.args)} arguments")
-            if type(module) in _PAD_MODES:
-                if isinstance(module, nn.ConstantPad2d) and module.value != 0:
-                    raise NotStreamable(f"layer {n.target}: constant padding {module.value} is not zero padding")
-                pad = module.padding if isinstance(module.padding, tuple) else (module.padding,) * 4
-                env[n] = _Pad([node_of(n.args[0], n.target)], n.target, amount=tuple(pad),
-                              mode=_PAD_MODES[type(module)])
-                continue
-            arg = env[n.args[0]]
-            if isinstance(module, nn.Conv2d):
-                node = _conv_node(arg, module, n.target)
-            elif isinstance(module, nn.InstanceNorm2d) and _uses_batch_statistics(module):
-                node = _Norm([node_of(n.args[0], n.target)], n.target, module=module)
-            elif isinstance(module, (nn.InstanceNorm2d, nn.BatchNorm2d)) and not module.training:
-                node = _Pointwise([node_of(n.args[0], n.target)], n.target, fn=module)
-            elif isinstance(module, _POINTWISE_MODULES):
-                local = copy.copy(module)
-                if hasattr(local, "inplace"):
-                    local.inplace = False  # a tile may be read by several layers: never overwrite it
-                node = _Pointwise([node_of(n.args[0], n.target)], n.target, fn=local)
-            else:
-                raise NotStreamable(f"layer {n.target}: {type(module).__name__} does not stream")
-        elif n.op == "call_function" and n.target in _BINARY_FUNCTIONS and not n.kwargs:
-            parents = [node_of(a, n.name) for a in n.args if isinstance(a, fx.Node)]
-            if not parents or any(not isinstance(a, (fx.Node, int, float)) for a in n.args):
-                raise NotStreamable(f"operation {n.name}: arguments {n.args} do not stream")
-            node = _Pointwise(parents, n.name, fn=_bind(n.target, n.args, fx.Node))
-        else:
-            raise NotStreamable(f"operation {n.name} ({n.op} {n.target}) does not stream")
-        env[n] = node
-        order.append(node)
-    if source is None or output is None:
-        raise NotStreamable(f"{type(network).__name__} has no tensor input or output")
-    return source, output, order
-
-
-def _bind(fn: Callable[..., Tensor], args: tuple, node_type: type) -> Callable[..., Tensor]:
-    """``fn`` with its constant arguments fixed and its tensor arguments taken in order."""
-    def call(*tensors: Tensor) -> Tensor:
-        it = iter(tensors)
-        return fn(*[next(it) if isinstance(a, node_type) else a for a in args])
-    return call
 
 
 # --------------------------------------------------------------------------- scratch stores
@@ -278,7 +142,7 @@ class _DiskStore(_Store):
         return torch.from_numpy(rows).permute(2, 3, 0, 1)
 
     def write(self, region: Region, values: Tensor) -> None:
-        y0, y1, x0, x1 = region
+        y0, y1, x0, _ = region
         rows = values.detach().to("cpu", torch.float32).permute(2, 3, 0, 1).contiguous().numpy()
         for r in range(y1 - y0):
             view = memoryview(rows[r]).cast("B")
@@ -307,30 +171,30 @@ class _Evaluator:
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
 
-    def __call__(self, node: _Node, region: Region) -> Tensor:
+    def __call__(self, node: Node, region: Region) -> Tensor:
         key = (id(node), region)
         if key not in self.memo:
             self.memo[key] = self._compute(node, region)
         return self.memo[key]
 
-    def _compute(self, node: _Node, region: Region) -> Tensor:
+    def _compute(self, node: Node, region: Region) -> Tensor:
         if node.store is not None:
             return node.store.read(region).to(self.device, torch.float32)
-        if isinstance(node, _Conv):
+        if isinstance(node, Conv):
             return self._conv(node, region)
-        if isinstance(node, _Norm):
+        if isinstance(node, Norm):
             assert node.mean is not None and node.rstd is not None, f"{node.name}: statistics not accumulated"
             values = (self(node.inputs[0], region) - node.mean) * node.rstd
             module = node.module
             if getattr(module, "affine", False):
                 values = values * module.weight[None, :, None, None] + module.bias[None, :, None, None]
             return values
-        if isinstance(node, _Pointwise):
+        if isinstance(node, Pointwise):
             assert node.fn is not None
             return node.fn(*[self(parent, region) for parent in node.inputs])
         raise AssertionError(f"{node.name}: cannot evaluate {type(node).__name__}")
 
-    def _conv(self, node: _Conv, region: Region) -> Tensor:
+    def _conv(self, node: Conv, region: Region) -> Tensor:
         """The conv over ``region``: its input over the region grown by the kernel radius, padded
         (with the layer's own mode) only where the growth leaves the image."""
         y0, y1, x0, x1 = region
@@ -394,9 +258,9 @@ def _tiles(height: int, width: int, tile: int) -> list[Region]:
             for y in range(0, height, tile) for x in range(0, width, tile)]
 
 
-def _reads(node: _Node, materialised: set[int]) -> set[_Node]:
+def _reads(node: Node, materialised: set[int]) -> set[Node]:
     """The stored maps (inputs or materialised) that computing ``node`` reads."""
-    found: set[_Node] = set()
+    found: set[Node] = set()
     stack = list(node.inputs)
     seen: set[int] = set()
     while stack:
@@ -404,7 +268,7 @@ def _reads(node: _Node, materialised: set[int]) -> set[_Node]:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, _Input) or id(current) in materialised:
+        if isinstance(current, Input) or id(current) in materialised:
             found.add(current)
         else:
             stack.extend(current.inputs)
@@ -413,7 +277,7 @@ def _reads(node: _Node, materialised: set[int]) -> set[_Node]:
 
 def check_streamable(network: nn.Module) -> None:
     """Raise :class:`NotStreamable` (saying which layer) unless :func:`stream_apply` can run ``network``."""
-    _trace(network)
+    trace(network)
 
 
 def stream_apply(network: nn.Module, x: Tensor, *, tile: int = 512, device: torch.device | str | None = None,
@@ -438,7 +302,7 @@ def stream_apply(network: nn.Module, x: Tensor, *, tile: int = 512, device: torc
     device = torch.device(device)
     if store == "auto":
         store = "disk" if device.type == "cpu" else "memory"
-    source, output, order = _trace(network)
+    source, output, order = trace(network)
     n, _, height, width = x.shape
     source.store = _InputStore(x)
 
@@ -446,8 +310,8 @@ def stream_apply(network: nn.Module, x: Tensor, *, tile: int = 512, device: torc
     for node in order:
         for parent in node.inputs:
             consumers[id(parent)] = consumers.get(id(parent), 0) + 1
-    norm_inputs = {id(node.inputs[0]) for node in order if isinstance(node, _Norm)}
-    steps = [node for node in order if node is not output and not isinstance(node, _Input)
+    norm_inputs = {id(node.inputs[0]) for node in order if isinstance(node, Norm)}
+    steps = [node for node in order if node is not output and not isinstance(node, Input)
              and (id(node) in norm_inputs or consumers.get(id(node), 0) > 1)]
     materialised: set[int] = set()
     last_read: dict[int, int] = {}
@@ -458,11 +322,11 @@ def stream_apply(network: nn.Module, x: Tensor, *, tile: int = 512, device: torc
 
     regions = _tiles(height, width, tile)
     evaluate = _Evaluator((height, width), device, amp)
-    norms_of: dict[int, list[_Norm]] = {}
+    norms_of: dict[int, list[Norm]] = {}
     for node in order:
-        if isinstance(node, _Norm):
+        if isinstance(node, Norm):
             norms_of.setdefault(id(node.inputs[0]), []).append(node)
-    live: list[_Node] = []
+    live: list[Node] = []
     out: Tensor | None = None
     with contextlib.ExitStack() as cleanup:
         scratch = None
@@ -514,7 +378,7 @@ def _new_disk_store(shape: tuple[int, ...], scratch: Path, index: int) -> _DiskS
 # --------------------------------------------------------------------------- whole or tiled
 def has_instance_norm(network: nn.Module) -> bool:
     """True when ``network`` normalises with per-image statistics somewhere (tiling would change it)."""
-    return any(_uses_batch_statistics(m) for m in network.modules())
+    return any(uses_image_statistics(m) for m in network.modules())
 
 
 def whole_image_bytes(network: nn.Module, shape: tuple[int, ...]) -> int:

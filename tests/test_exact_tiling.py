@@ -11,10 +11,14 @@ from torch import nn
 
 import baselines
 import nlcl
-from baselines import exact_tiling
-from baselines.exact_tiling import NotStreamable, Streamable, stream_apply, whole_image_bytes
+from baselines import MethodError, MethodInfo, exact_tiling, register
+from baselines.exact_tiling import (
+    NotStreamable,
+    Streamable,
+    stream_apply,
+    whole_image_bytes,
+)
 from baselines.method import Method
-from baselines import MethodError, MethodInfo, register
 from baselines.registry import unregister
 
 pytestmark = pytest.mark.usefixtures("one_thread")
