@@ -36,7 +36,7 @@ from baselines.exact_tiling import (
 from baselines.spec import MethodError, MethodInfo, build_config, config_fields
 from baselines.spec import config_hash as hash_config
 from baselines.tiling import pad_to_multiple, tile_apply
-from collection.files import atomic_path, sha256_file
+from nlcl.checkpoint import atomic_save, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +93,8 @@ def _digest_state(state: Any, digest: hashlib._Hash) -> None:
 
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: an interrupted save leaves the old file."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+atomic_torch_save = atomic_save
+"""``torch.save`` atomically (:func:`nlcl.checkpoint.atomic_save`, the torch-side helper baselines may import)."""
 
 
 class Method:
@@ -301,7 +299,7 @@ class Method:
             "state": self.state_dict(),
         }
         atomic_torch_save(payload, path)
-        self.weights_sha256 = sha256_file(path)
+        self.weights_sha256 = file_sha256(path)
         return path
 
     def load(self, path: str | os.PathLike, *, keep_config: set[str] | None = None) -> Method:
@@ -331,7 +329,7 @@ class Method:
             self._load_native(path, obj)
             self.to(self.device)
         self.has_weights = True
-        self.weights_sha256 = sha256_file(path)
+        self.weights_sha256 = file_sha256(path)
         self._fitted = False
         return self
 

@@ -1,8 +1,8 @@
 """File helpers every package shares: the sha256 of a file and atomic writes.
 
-This module imports nothing of rainbench's packages, so ``collection``, ``baselines`` and
-``rainbench`` can all use it (``nlcl`` keeps its own checkpoint write so that it stays importable
-alone). An atomic write goes to a temporary file in the target's directory and is renamed over the
+This module imports nothing of rainbench's packages, so ``collection`` and ``rainbench`` can both
+use it. ``baselines`` may not import ``collection``: it uses ``nlcl.checkpoint``'s torch-side pair
+(``atomic_save``, ``file_sha256``), which ``nlcl`` keeps so that it stays importable alone. An atomic write goes to a temporary file in the target's directory and is renamed over the
 target only once complete: a reader sees the old file or the new one, never half of one, and an
 interrupted write leaves no temporary file behind.
 """

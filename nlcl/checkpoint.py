@@ -1,9 +1,16 @@
-"""Checkpoints: full trainer state, and one loader for released or our own generator weights."""
+"""Checkpoints: full trainer state, and one loader for released or our own generator weights.
+
+``atomic_save`` and ``file_sha256`` are the torch-side file helpers: ``nlcl`` keeps its own so it
+stays importable alone, and ``baselines`` (which may import ``nlcl`` but not ``collection``) uses
+them for method checkpoints; ``collection.files`` is the one home for everything else.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +24,28 @@ GENERATOR_FORMAT = "nlcl-generator"
 _WHICH = {"background": "G_B", "rain": "G_R"}
 
 
-def _atomic_save(obj: Any, path: str | Path) -> None:
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a hidden temporary file beside ``path``, then rename: an interrupted save leaves the old file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a weight file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _load(path: str | Path, map_location: str | torch.device) -> Any:
@@ -37,7 +60,7 @@ def _load(path: str | Path, map_location: str | torch.device) -> Any:
 
 def save_trainer_state(state: dict[str, Any], path: str | Path) -> None:
     """Write a trainer state dict, tagged with its format."""
-    _atomic_save({"format": TRAINER_FORMAT, "version": 1, **state}, path)
+    atomic_save({"format": TRAINER_FORMAT, "version": 1, **state}, path)
 
 
 def load_trainer_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -50,7 +73,7 @@ def load_trainer_state(path: str | Path, map_location: str | torch.device = "cpu
 
 def save_generator(generator: Generator, path: str | Path) -> None:
     """Write one generator with its size, loadable by :func:`load_generator`."""
-    _atomic_save(
+    atomic_save(
         {"format": GENERATOR_FORMAT, "ngf": generator.ngf, "n_blocks": generator.n_blocks,
          "residual": generator.residual, "padding": generator.padding, "state_dict": generator.state_dict()},
         path,

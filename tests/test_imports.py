@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("rainbench", "collection", "baselines", "nlcl")
 ALLOWED = {  # package -> packages it may import (docs/ARCHITECTURE.md)
     "rainbench": {"rainbench", "collection", "baselines", "nlcl"},
-    "baselines": {"baselines", "nlcl", "collection"},
+    "baselines": {"baselines", "nlcl"},
     "collection": {"collection"},
     "nlcl": {"nlcl"},
 }
