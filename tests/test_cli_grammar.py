@@ -328,3 +328,53 @@ def test_synth_seed_and_workers(tmp_path, monkeypatch):
     assert pools == [2, 3]  # --workers 2, then the CPU budget by default; --workers 0 makes no pool
     assert _tree_bytes(tmp_path / "a") == _tree_bytes(tmp_path / "b") == _tree_bytes(tmp_path / "d")
     assert _tree_bytes(tmp_path / "c") != _tree_bytes(tmp_path / "a") and len(clean) == 4
+
+
+def test_ingest_workers_is_the_probe_pool_size(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    for i in range(3):
+        _image(tmp_path / "photos" / f"{i}.png", seed=i, size=40 + 8 * i)
+    pools = []
+
+    class Recording(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, max_workers=None, *args, **kwargs):
+            pools.append(max_workers)
+            super().__init__(max_workers, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recording)
+    args = ["ingest", str(tmp_path / "photos"), "--min-side", "8", "-q"]
+    assert main([*args, "-o", str(tmp_path / "a"), "--workers", "2"]) == 0
+    assert main([*args, "-o", str(tmp_path / "b"), "--workers", "0"]) == 0
+    assert pools == [2]
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory):
+    from test_runner import make_dataset
+
+    root = tmp_path_factory.mktemp("board")
+    data, _ = make_dataset(root / "data")
+    assert main(["run", "--dataset", str(data), "--metric", "psnr,ssim", "-o", str(root / "run"), "--workers", "0",
+                 "--device", "cpu", "-q"]) == 0
+    return root / "run"
+
+
+def test_leaderboard_prints_every_format_and_writes_what_write_says(scored_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    board = ["leaderboard", str(scored_run), "--bootstrap", "100", "-q"]
+    assert main([*board, "-o", str(tmp_path / "a"), "--write", "md", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in records] == ["identity"] and "psnr ↑" in records[0]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["leaderboard.md", "metric_specs.json"]
+    assert main([*board, "-o", str(tmp_path / "b"), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["psnr ↑"] == records[0]["psnr ↑"]
+    assert {"leaderboard.md", "leaderboard.csv", "report.html"} <= {p.name for p in (tmp_path / "b").iterdir()}
+    assert main([*board, "-o", str(tmp_path / "c"), "--write", "csv"]) == 0
+    table = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in table.splitlines()) and "identity" in table
+    # the old spelling: --format LIST named the files
+    assert main([*board, "-o", str(tmp_path / "d"), "--format", "md,csv"]) == 0
+    assert "deprecated: --format md,csv is now --write md,csv" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["leaderboard.csv", "leaderboard.md", "metric_specs.json"]

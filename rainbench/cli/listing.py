@@ -101,7 +101,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], width: int 
         parts = [v.rjust(widths[c.key]) if c.right else v.ljust(widths[c.key]) for c, v in zip(shown, values)]
         return GAP.join(parts).rstrip()
 
-    out = [title] if title else []
+    out = [cut(title, width)] if title else []
     out.append(line([c.title for c in shown]))
     out.append(line(["-" * widths[c.key] for c in shown]))
     for i in range(len(rows)):

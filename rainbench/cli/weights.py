@@ -37,7 +37,7 @@ LIST_COLUMNS = (
     Column("size", "size", right=True, drop=2),
     Column("sha256", "sha256", drop=4, short=lambda v: (v[:12] + "…") if v and len(v) > 13 else (v or "")),
     Column("status", "status"),
-    Column("path", "path", drop=1, shrink=True),
+    Column("path", "path", drop=1),
 )
 
 
