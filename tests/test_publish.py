@@ -206,9 +206,39 @@ def test_strip_refuses_gps_it_cannot_remove():
     buf = io.BytesIO()
     exif = Image.Exif()
     exif[0x8825] = GPS
-    Image.new("RGB", (8, 8)).save(buf, "WEBP", exif=exif)
-    with pytest.raises(PersonalDataError, match="row x.*WEBP.*GPS.*--keep-gps"):
+    Image.new("RGB", (8, 8)).save(buf, "TIFF", exif=exif.tobytes())  # TIFF: the EXIF is the file's own IFDs
+    with pytest.raises(PersonalDataError, match="row x.*0x8825.*TIFF.*--keep-gps"):
         strip_personal_exif(buf.getvalue(), name="row x")
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "WEBP", xmp=b'<x:xmpmeta><rdf:Description exif:GPSLatitude="52,30N"/></x:xmpmeta>')
+    with pytest.raises(PersonalDataError, match="row y.*WEBP.*GPS in its XMP.*--keep-gps"):
+        strip_personal_exif(buf.getvalue(), name="row y")
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "HEIF"])
+@pytest.mark.parametrize("gps", [False, True], ids=["serial-only", "serial-and-gps"])
+def test_strip_personal_exif_scrubs_webp_and_heif(fmt, gps):
+    """A serial number (with or without GPS) leaves WebP/HEIF EXIF; the container and pixels stay as they were."""
+    pixels = np.random.default_rng(5).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "RainCam", "X1"
+    exif[0x8769] = {0xA431: "SN-0042", 0xA435: "LENS-77", 0x927C: b"maker-note-SN-0042", 0x829A: (1, 250)}
+    if gps:
+        exif[0x8825] = GPS
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, exif=exif, **({"lossless": True} if fmt == "WEBP" else {}))
+    data = buf.getvalue()
+    out = strip_personal_exif(data, name="row h")
+    assert b"SN-0042" not in out and b"LENS-77" not in out  # values zeroed, not just unlinked
+    assert len(out) == len(data)  # same-length rewrite: no chunk size or box offset moved
+    with Image.open(io.BytesIO(out)) as image:
+        got = image.getexif()
+        assert image.format == fmt
+        assert not got.get_ifd(0x8825)
+        assert got.get_ifd(0x8769) == {0x829A: (1, 250)}
+        assert (got[0x010F], got[0x0110]) == ("RainCam", "X1")
+        assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    assert strip_personal_exif(out) is out  # nothing left to remove
 
 
 def test_parse_size_and_personal_columns():
