@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from collection.files import atomic_write
 from collection.images import is_image_file, load_image, save_image
 
 REFERENCE_SIDE = 512
@@ -155,7 +156,7 @@ def _layer_splats(layer: StreakLayer, height: int, width: int, rng: np.random.Ge
     theta = np.deg2rad(layer.angle + rng.normal(0.0, layer.angle_jitter, count))
     lengths = length * rng.uniform(0.7, 1.3, count)
     peaks = layer.intensity * rng.uniform(0.6, 1.0, count)
-    steps = max(2, int(math.ceil(length * 1.3 * 2)))  # two samples per pixel along the longest streak
+    steps = max(2, math.ceil(length * 1.3 * 2))  # two samples per pixel along the longest streak
     t = np.linspace(-0.5, 0.5, steps)
     taper = 1.0 - np.abs(2 * t) ** 4  # soft ends, like a drop's motion trail
     ys = cy[:, None] + t[None, :] * lengths[:, None] * np.cos(theta)[:, None]
@@ -170,7 +171,7 @@ def _layer_splats(layer: StreakLayer, height: int, width: int, rng: np.random.Ge
     order = np.argsort(ys, kind="stable")
     # A thin line blurred by a Gaussian of sigma s peaks at 1 / (sqrt(2 pi) s); restore the peak.
     gain = math.sqrt(2 * math.pi) * sigma
-    return _Splats(ys[order], xs[order], ws[order], sigma, int(math.ceil(4 * sigma)) + 2, gain)
+    return _Splats(ys[order], xs[order], ws[order], sigma, math.ceil(4 * sigma) + 2, gain)
 
 
 def _render_strip(splats: _Splats, y0: int, y1: int, width: int, height: int) -> np.ndarray:
@@ -296,10 +297,14 @@ def synthesize_file(
 ) -> SynthResult:
     """Write ``rainy/NAME.png``, ``clean/NAME.png`` and ``params/NAME.json`` for one clean image file.
 
-    A pair whose params file exists is skipped (unless ``overwrite``): see :func:`write_pair`.
+    A finished pair (its params file written last, see :func:`write_pair`) made with the same rain,
+    the same image seed and the same source file is skipped unless ``overwrite``; one made with
+    other parameters (another preset, seed or override) is synthesised again, so a folder never
+    holds pairs that disagree with the request that last wrote it.
     """
     paths = _pair_paths(out, name)
-    if all(p.exists() for p in paths) and not overwrite:
+    if not overwrite and all(p.exists() for p in paths) and _same_request(
+            paths[2], resolve_params(preset, **overrides), image_seed(seed, name), str(clean_file)):
         return SynthResult(name, *paths, True)
     return write_pair(load_image(clean_file), out, name, preset=preset, seed=seed,
                       source_file=str(clean_file), **overrides)
@@ -317,20 +322,31 @@ def write_pair(
 ) -> SynthResult:
     """Add rain to a clean array and write the pair in the synth layout, with a per-image seed.
 
-    The params file is written last (through a hidden temporary file), so its presence marks a
+    The params file is removed first and written last (atomically), so its presence marks a
     finished pair and a killed run leaves nothing that ingest would pick up.
     """
     rainy_path, clean_path, params_path = _pair_paths(out, name)
     rainy, _, record = add_rain(clean, preset, image_seed(seed, name), return_layer=False, **overrides)
     if source_file is not None:
         record["source_file"] = source_file
+    # The params file goes first (a redo of a pair made with other rain must not leave the old
+    # record beside new images if killed) and comes back last, atomically, marking the pair done.
+    params_path.unlink(missing_ok=True)
     save_image(clean, clean_path)
     save_image(rainy, rainy_path)
-    params_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = params_path.parent / f".{params_path.name}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-    tmp.replace(params_path)
+    atomic_write(params_path, json.dumps(record, indent=2, sort_keys=True))
     return SynthResult(name, rainy_path, clean_path, params_path, False)
+
+
+def _same_request(params_path: Path, params: RainParams, seed: int, source_file: str) -> bool:
+    """True when the params file records this rain, image seed and source (an unreadable one never matches)."""
+    try:
+        record = json.loads(params_path.read_text())
+        recorded = RainParams.from_dict(record)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (recorded == params and record.get("seed") == seed
+            and record.get("source_file", source_file) == source_file)
 
 
 def _pair_paths(out: Path, name: str) -> tuple[Path, Path, Path]:

@@ -109,6 +109,33 @@ def test_cli_writes_pairs_that_read_back(tmp_path):
         params = json.loads((out / "params" / f"{name}.json").read_text())
         assert params["preset"] == "rain100h" and params["width"] == 160
         assert rainy.shape == clean_img.shape and _luma_psnr(rainy, clean_img) < 25
-    before = (out / "rainy" / "sub__astronaut.png").stat().st_mtime_ns
+    heavy = (out / "rainy" / "sub__astronaut.png").read_bytes()
     assert main(["synth", str(tmp_path / "clean"), "--out", str(out), "-q", "--workers", "0"]) == 0
-    assert (out / "rainy" / "sub__astronaut.png").stat().st_mtime_ns == before  # re-run skips
+    light = (out / "rainy" / "sub__astronaut.png").read_bytes()  # another preset (the default): redone
+    assert light != heavy
+    assert json.loads((out / "params" / "sub__astronaut.json").read_text())["preset"] == "rain100l"
+
+
+def test_rerun_skips_the_same_request_and_redoes_another(tmp_path):
+    from collection.images import save_image
+
+    src = tmp_path / "photo.png"
+    save_image(data.astronaut()[:96, :128], src)
+    out = tmp_path / "synth"
+    first = synth.synthesize_file(src, out, "photo", preset="rain100h", seed=1)
+    assert not first.skipped
+    made = first.rainy.read_bytes()
+    assert synth.synthesize_file(src, out, "photo", preset="rain100h", seed=1).skipped
+    assert first.rainy.read_bytes() == made
+    for change in ({"preset": "rain100l", "seed": 1}, {"preset": "rain100h", "seed": 2},
+                   {"preset": "rain100h", "seed": 1, "density": 2.0}):
+        again = synth.synthesize_file(src, out, "photo", **change)
+        assert not again.skipped, change
+        record = json.loads(again.params.read_text())
+        assert (record["preset"], record["seed"]) == (change["preset"], synth.image_seed(change["seed"], "photo"))
+        rainy, _, _ = add_rain(load_image(src), change["preset"], synth.image_seed(change["seed"], "photo"),
+                               **{k: v for k, v in change.items() if k not in ("preset", "seed")})
+        assert np.array_equal(load_image(again.rainy), rainy)  # the images on disk match the record
+    again.params.write_text("{not json")  # a damaged record never counts as done
+    assert not synth.synthesize_file(src, out, "photo", preset="rain100h", seed=1, density=2.0).skipped
+    assert [p.name for p in (out / "params").iterdir()] == ["photo.json"]  # no temporary left behind
