@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from collection.markdown import markdown_table
+
 FORMATS = ("table", "csv", "json", "md")
 ELLIPSIS = "…"
 GAP = "  "
@@ -110,14 +112,10 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], width: int 
 
 
 def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
-    """A Markdown table with every column in full (``|`` escaped)."""
-    def cell(value: Any) -> str:
-        return _text(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(c.title for c in columns) + " |",
-             "|" + "|".join("---:" if c.right else "---" for c in columns) + "|"]
-    lines += ["| " + " | ".join(cell(r.get(c.key)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    """A Markdown table with every column in full (the project's one writer, ``|`` escaped)."""
+    lines = markdown_table([c.title for c in columns], ([_text(r.get(c.key)) for c in columns] for r in rows),
+                           align="".join("r" if c.right else "l" for c in columns))
+    return "\n".join(lines).rstrip("\n")
 
 
 def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
