@@ -138,7 +138,7 @@ def test_metric_with_missing_weights_fails_before_loading(isolated_caches):
     message = str(info.value)
     assert "brisque_svm_weights.pth" in message
     assert str(wdir / "pyiqa" / "brisque_svm_weights.pth") in message
-    assert f"rainbench weights fetch brisque --weights-dir {wdir}" in message
+    assert f"rainbench metric-weights fetch brisque --metric-weights {wdir}" in message
     assert not (wdir / "pyiqa").exists()  # nothing was downloaded or created
 
 

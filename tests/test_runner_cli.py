@@ -50,11 +50,11 @@ def test_identity_scores_equal_the_metric_called_directly(paired, tmp_path, caps
 def test_missing_metric_weights_fail_before_any_work(paired, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.delenv("RAINBENCH_WEIGHTS_DIR", raising=False)
-    code = main(["run", "--dataset", str(paired[0]), "--metrics", "psnr,musiq", "--weights-dir", str(tmp_path / "w"),
+    code = main(["run", "--dataset", str(paired[0]), "--metric", "psnr,musiq", "--metric-weights", str(tmp_path / "w"),
                  "--out", str(tmp_path / "run"), "-q", "--workers", "0", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "musiq" in err and "rainbench weights fetch" in err
+    assert "musiq" in err and "rainbench metric-weights fetch" in err
     assert not (tmp_path / "run" / "results").exists()
 
 

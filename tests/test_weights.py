@@ -75,7 +75,7 @@ def test_missing_file_error_names_file_path_and_fetch_command(caches):
         W.check(["fake", "other"], wdir, manifest=files)
     msg = str(info.value)
     assert str(wdir / "pyiqa" / "a.pth") in msg and str(wdir / "pyiqa" / "b.pth") in msg
-    assert f"rainbench weights fetch fake other --weights-dir {wdir}" in msg
+    assert f"rainbench metric-weights fetch fake other --metric-weights {wdir}" in msg
     assert isinstance(info.value, FileNotFoundError)
     assert [m[0].filename for m in info.value.missing] == ["a.pth", "b.pth"]
 

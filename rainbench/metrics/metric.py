@@ -135,7 +135,7 @@ def create_metric(name: str, device: str | torch.device = "cpu", weights_dir: st
     if spec.name == "niqe" and niqe_model is not None:
         path = Path(niqe_model).expanduser()
         if not path.is_file():
-            raise MetricError(f"{path}: NIQE model file not found (fit one with `rainbench weights fit-niqe`)")
+            raise MetricError(f"{path}: NIQE model file not found (fit one with `rainbench metric-weights fit-niqe`)")
         try:
             model = _build_pyiqa("niqe", dev, pretrained_model_path=str(path))
         except Exception as exc:  # loadmat raises ValueError, IndexError, KeyError... on foreign files

@@ -5,7 +5,7 @@ One module per job: :mod:`.manifest` (the files and errors), :mod:`.locate` (res
 
 pyiqa downloads weights on first use (Hugging Face Hub, torchvision, OpenAI CLIP, timm), which
 fails on offline GPU nodes, halfway through a run. rainbench lists every file up front, looks for it
-in a weights directory first (``--weights-dir`` or ``$RAINBENCH_WEIGHTS_DIR``) and then in the
+in a weights directory first (``--metric-weights`` or ``$RAINBENCH_WEIGHTS_DIR``) and then in the
 caches pyiqa itself uses, and fails before a run starts when one is missing.
 
 A weights directory has the layout of a torch hub dir, so it also works as ``$TORCH_HOME/hub``::

@@ -29,7 +29,7 @@ class WeightsMissingError(WeightsError, FileNotFoundError):
         for entry, expected in missing:
             lines.append(f"  {entry.key} (for {', '.join(entry.metrics)}): expected at {expected}")
         metrics = sorted({m for entry, _ in missing for m in entry.metrics})
-        fetch = f"rainbench weights fetch {' '.join(metrics)} --weights-dir {target}"
+        fetch = f"rainbench metric-weights fetch {' '.join(metrics)} --metric-weights {target}"
         super().__init__("missing weight files:\n" + "\n".join(lines)
                          + f"\nfetch them on a connected machine with: {fetch}")
 

@@ -40,7 +40,7 @@ def _stage(files: dict[WeightFile, Path], root: Path) -> None:
 
 
 def _refuse_download(*args, **kwargs):
-    raise WeightsError("offline: refusing to download a weight file (run `rainbench weights fetch` first)")
+    raise WeightsError("offline: refusing to download a weight file (run `rainbench metric-weights fetch` first)")
 
 
 @contextlib.contextmanager
