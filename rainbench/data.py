@@ -50,8 +50,9 @@ class Sample:
 class _Rows:
     """Map-style dataset for the DataLoader: decodes one row's images (runs in a worker)."""
 
-    def __init__(self, table: Any):
+    def __init__(self, table: Any, columns: Sequence[str] = IMAGE_COLUMNS):
         self.table = table
+        self.columns = tuple(columns)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -61,9 +62,9 @@ class _Rows:
 
         row = self.table[int(index)]
         row_id = str(row["id"])
-        images: dict[str, np.ndarray | None] = {}
+        images: dict[str, np.ndarray | None] = dict.fromkeys(IMAGE_COLUMNS)
         try:
-            for column in IMAGE_COLUMNS:
+            for column in self.columns:
                 value = row.get(column)
                 data = _image_bytes(value)
                 images[column] = None if data is None else np.asarray(decode(data, name=f"{row_id}:{column}").image)
@@ -115,6 +116,18 @@ class BenchDataset:
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def rows_with(self, want: str) -> list[int]:
+        """Indices of the rows holding a rainy image, a clean one, or both (``want``: rainy | clean | pairs)."""
+        masks = {"rainy": self.meta["has_rainy"], "clean": self.meta["has_clean"],
+                 "pairs": self.meta["has_rainy"] & self.meta["has_clean"]}
+        if want not in masks:
+            raise ValueError(f"want must be one of {', '.join(masks)}, got {want!r}")
+        return [int(i) for i in np.flatnonzero(masks[want].to_numpy())]
+
+    def sample(self, index: int, columns: Sequence[str] = IMAGE_COLUMNS) -> Sample:
+        """Row ``index`` decoded as :meth:`batches` decodes it (only the image ``columns`` asked for)."""
+        return _Rows(self.table, columns)[index]
 
     def batches(self, batch_size: int = 1, workers: int = 0, indices: Sequence[int] | None = None) -> Iterator[list[Sample]]:
         """Yield lists of decoded samples whose rainy images share one size (decode errors alone).

@@ -2,8 +2,8 @@
 
 Data sources (``SRC``) are image files, folders (any layout ``rainbench ingest`` understands:
 plain folders, ``rainy/`` + ``clean/`` pairs, Rain100, ...) or datasets written by ``rainbench
-ingest`` (one split, ``--split``). Images are decoded lazily, one at a time, by the one image
-loader, so the training set never has to fit in memory.
+ingest`` (one split, ``--split``), read by :mod:`rainbench.training_data` (the Python API's
+reader too): images are decoded lazily, one at a time, so the training set never has to fit in memory.
 
 ``RUN_DIR`` receives ``checkpoint.pt`` (the full training state; ``--resume`` continues from it),
 ``weights.pt`` (for ``--weights`` in ``derain`` / ``run``) and ``train.json`` (method, options,
@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,130 +29,15 @@ from rainbench.cli.common import (
     stdout_console,
 )
 
-Loader = Callable[[], Any]
 
+def open_sources(sources: Sequence[str], want: str, split: str, option: str) -> Any:
+    """Every image (or pair) of ``sources`` as one lazy sequence (:mod:`rainbench.training_data`); bad ones name ``option``."""
+    from rainbench.training_data import SourceError, open_training_sources
 
-class LazyImages(Sequence):
-    """A sequence whose items are loaded (decoded) only when indexed: images or (rainy, clean) pairs."""
-
-    def __init__(self, loaders: list[Loader], labels: list[str]):
-        self.loaders = loaders
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.loaders)
-
-    def __getitem__(self, index: int) -> Any:  # type: ignore[override]
-        return self.loaders[index]()
-
-    def __iter__(self) -> Iterator[Any]:
-        return (loader() for loader in self.loaders)
-
-
-def _tensor(image: Any) -> Any:
-    """An RGB PIL image or uint8 array as a 3 x H x W float tensor in [0, 1]."""
-    import numpy as np
-
-    from collection.images import to_tensor
-
-    return to_tensor(np.asarray(image))[0]
-
-
-def _file_loader(file: Path, region: Any = None, frame_time: float | None = None) -> Loader:
-    def load() -> Any:
-        from collection.images import open_image
-        from collection.layouts import crop_region, read_video_frame
-
-        image = read_video_frame(file, frame_time) if frame_time is not None else open_image(file)
-        return _tensor(crop_region(image, region))
-
-    return load
-
-
-def _is_dataset(path: Path) -> bool:
-    return path.is_dir() and (
-        (path / "dataset_dict.json").exists() or (path / "state.json").exists() or any(path.glob("data/*.parquet"))
-    )
-
-
-def _dataset_loaders(src: str, split: str, want: str) -> tuple[list[Loader], list[str]]:
-    """Loaders for a saved dataset's rows: rainy images, clean images, or (rainy, clean) pairs."""
-    from collection.images import decode
-    from rainbench.data import open_dataset
-
-    ds = open_dataset(src, split)
-    meta = ds.meta
-    mask = {"rainy": meta["has_rainy"], "clean": meta["has_clean"],
-            "pairs": meta["has_rainy"] & meta["has_clean"]}[want]
-    rows = [int(i) for i in meta.index[mask.to_numpy()]]
-    table = ds.table
-
-    def cell(index: int, column: str) -> Any:
-        value = table[index][column]
-        data = value.get("bytes") or Path(value["path"]).read_bytes()
-        return _tensor(decode(data, name=f"{src}:{table[index]['id']}:{column}").image)
-
-    if want == "pairs":
-        loaders = [(lambda i=i: (cell(i, "rainy"), cell(i, "clean"))) for i in rows]
-    else:
-        loaders = [(lambda i=i: cell(i, want)) for i in rows]
-    return loaders, [f"{src}#{i}" for i in rows]
-
-
-def _folder_loaders(src: Path, want: str) -> tuple[list[Loader], list[str]]:
-    """Loaders for a source folder in any known layout (pairs matched by the layout rules)."""
-    from collection.layouts import survey
-
-    found = survey(src)
-    loaders: list[Loader] = []
-    labels: list[str] = []
-    for item in found.items:
-        rainy = _file_loader(item.file, item.region, item.frame_time)
-        if want == "pairs" and item.role == "pair":
-            clean = _file_loader(item.clean_file, item.clean_region)
-            loaders.append(lambda r=rainy, c=clean: (r(), c()))
-        elif want == "rainy" and item.role in ("pair", "rainy"):
-            loaders.append(rainy)
-        elif want == "clean" and item.role == "pair":
-            loaders.append(_file_loader(item.clean_file, item.clean_region))
-        elif want == "clean" and (item.role == "clean" or found.layout == "plain"):
-            loaders.append(rainy)  # a plain folder given as --clean holds clean photographs
-        else:
-            continue
-        labels.append(str(item.file))
-    return loaders, labels
-
-
-def open_sources(sources: Sequence[str], want: str, split: str, option: str) -> LazyImages:
-    """Every image (or pair) of ``sources`` as one lazy sequence; a clear error for empty or bad sources."""
-    from collection.images import is_image_file
-    from collection.layouts import LayoutError
-    from rainbench.data import DatasetError
-
-    loaders: list[Loader] = []
-    labels: list[str] = []
-    for src in sources:
-        path = Path(src).expanduser()
-        try:
-            if path.is_file():
-                if want == "pairs" or not is_image_file(path):
-                    raise click.BadParameter(f"{src}: expected a folder or dataset{'' if want == 'pairs' else ' or an image file'}",
-                                             param_hint=option)
-                found = ([_file_loader(path)], [str(path)])
-            elif _is_dataset(path):
-                found = _dataset_loaders(src, split, want)
-            elif path.is_dir():
-                found = _folder_loaders(path, want)
-            else:
-                raise click.BadParameter(f"{src}: no such file or folder", param_hint=option)
-        except (LayoutError, DatasetError) as exc:
-            raise click.BadParameter(str(exc), param_hint=option) from None
-        if not found[0]:
-            what = {"pairs": "rainy/clean pairs", "rainy": "rainy images", "clean": "clean images"}[want]
-            raise click.BadParameter(f"{src}: no {what} found", param_hint=option)
-        loaders += found[0]
-        labels += found[1]
-    return LazyImages(loaders, labels)
+    try:
+        return open_training_sources(sources, want, split)
+    except SourceError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _resolve_config(cls: Any, run_dir: Path, options: dict[str, str], variant: str | None,
