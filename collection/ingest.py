@@ -36,6 +36,7 @@ from collection.build import (
     dataset_fingerprint,
 )
 from collection.curate import DEFAULT_SPLIT  # noqa: F401 - re-exported: part of the ingest API
+from collection.files import atomic_write
 from collection.images import DEFAULT_MAX_PIXELS
 from collection.layouts.tree import text_name
 from collection.lock import locks_output
@@ -368,9 +369,7 @@ def ingest(
     write_if_changed(table, out / "manifest.parquet")
     progress("report", 1, 1)
     if rebuild or state.get("fingerprint") != fingerprint:
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"fingerprint": fingerprint}, indent=1))
-        os.replace(tmp, state_path)
+        atomic_write(state_path, json.dumps({"fingerprint": fingerprint}, indent=1))
     return IngestSummary(
         out=out, files=len(frame), probed=probed, cached=cached,
         status=frame["status"].value_counts().sort_index().to_dict(),

@@ -16,13 +16,13 @@ resumed or repeated run overwrites stale results.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from collection.files import atomic_path, atomic_write
 
 PARTS_DIR = "results"
 CONSOLIDATED = "results.parquet"
@@ -53,14 +53,8 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame[COLUMNS], schema=_schema(), preserve_index=False)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultsWriter:
@@ -155,13 +149,7 @@ def consolidate(run_dir: str | Path) -> Path:
 def write_run_config(run_dir: str | Path, config: dict[str, Any]) -> Path:
     """Write ``run.json`` atomically (sorted keys, so the same run writes the same file)."""
     path = Path(run_dir) / RUN_CONFIG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(config, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
@@ -205,7 +193,6 @@ def write_summary(run_dir: str | Path, frame: pd.DataFrame) -> Path:
 
     Numeric leaves only (non-finite means become null), the shape DVC's metrics commands read.
     """
-    import json
     import math
 
     nested: dict[str, dict[str, float | int | None]] = {}
@@ -215,8 +202,4 @@ def write_summary(run_dir: str | Path, frame: pd.DataFrame) -> Path:
         entry[str(row.metric)] = mean if mean is None or math.isfinite(mean) else None
         entry[f"{row.metric}_n"] = int(row.n)
         entry[f"{row.metric}_failures"] = int(row.failures)
-    path = Path(run_dir) / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(nested, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(Path(run_dir) / "summary.json", json.dumps(nested, indent=2, sort_keys=True) + "\n")

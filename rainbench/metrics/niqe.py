@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from collection.files import atomic_path
 from rainbench.metrics.errors import MetricError
 
 logger = logging.getLogger(__name__)
@@ -101,11 +102,9 @@ def fit_niqe(clean_images: Iterable[np.ndarray], out_path: str | os.PathLike, pa
     mu = data.mean(axis=0)
     cov = np.cov(data, rowvar=False)
     out = Path(out_path).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as fh:  # savemat appends ".mat" to bare names; a handle keeps ours
+    # savemat appends ".mat" to bare names; a handle keeps ours.
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         savemat(fh, {"mu_prisparam": mu[None, :], "cov_prisparam": cov,
                      "n_patches": np.array([[data.shape[0]]]), "patch_size": np.array([[patch_size]]),
                      "sharpness_threshold": np.array([[sharpness_threshold]])})
-    os.replace(tmp, out)
     return out
