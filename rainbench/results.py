@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from collection.files import atomic_path, atomic_write
+from rainbench.data import SUBSET_COLUMNS
 
 PARTS_DIR = "results"
 CONSOLIDATED = "results.parquet"
@@ -30,7 +31,7 @@ RUN_CONFIG = "run.json"
 KEY = ["image_id", "method", "metric"]
 COLUMNS = [
     "run_id", "dataset", "dataset_fingerprint", "split", "image_id", "method", "method_config_hash",
-    "metric", "metric_spec", "value", "lower_better", "seconds", "device", "error", "source", "rain_kind",
+    "metric", "metric_spec", "value", "lower_better", "seconds", "device", "error", *SUBSET_COLUMNS,
 ]
 """Result columns, in order: the contract every reader (leaderboard, report, users) relies on."""
 
