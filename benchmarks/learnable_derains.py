@@ -34,7 +34,7 @@ TEST_SCENES = ("chelsea", "camera", "coins")
 # plus NLCL's sparsity term at 2 / CUT with CycleGAN's identity term. `--set` restores the
 # released options (e.g. nlcl.residual=false nlcl.d_norm='"instance"').
 SHORT_BUDGET = {"crop": 64, "batch_size": 4, "ngf": 16, "n_blocks": 4, "nce_layers": (0, 2, 4), "num_patches": 256,
-                "residual": True, "d_norm": "none"}
+                "residual": True, "d_norm": "none", "g_padding": "reflect"}
 PRESETS = {
     "prenet": {"crop": 48, "batch_size": 4, "loss": "mse", "lr": 2e-3},
     "nlcl": {**SHORT_BUDGET, "lambda_sparsity": 2.0},

@@ -38,7 +38,7 @@ PRIORS = ("identity", "guided", "gmm")
 
 # The project's short-budget recipe (docs/nlcl.md), at a constant learning rate.
 SHORT_BUDGET = {"crop": 64, "batch_size": 4, "ngf": 16, "n_blocks": 4, "nce_layers": (0, 2, 4), "residual": True,
-                "d_norm": "none", "decay_fraction": 0.0, "checkpoint_every": 50, "log_every": 50}
+                "d_norm": "none", "g_padding": "reflect", "decay_fraction": 0.0, "checkpoint_every": 50, "log_every": 50}
 RECIPES: dict[str, tuple[str, dict]] = {
     "nlcl": ("nlcl", {**SHORT_BUDGET, "lambda_sparsity": 2.0}),
     "nlcl_asym": ("nlcl", {**SHORT_BUDGET, "lambda_sparsity": 2.0, "variant": "asymmetric"}),

@@ -47,7 +47,7 @@ class Budget:
 # (residual), D has no InstanceNorm (it then learns rain streaks within the budget), and the
 # networks are narrow; NLCL's sparsity term at 2, and for CUT (which has none) CycleGAN's identity
 # term, keep the correction on the streaks. The full budget keeps the released configuration.
-SHORT_BUDGET = ("residual=true", "d_norm=none", "ngf=16", "n_blocks=4", "nce_layers=0,2,4")
+SHORT_BUDGET = ("residual=true", "d_norm=none", "g_padding=reflect", "ngf=16", "n_blocks=4", "nce_layers=0,2,4")
 FAST = Budget(iters={"nlcl": 300, "cut": 300, "prenet": 150},
               config={"nlcl": (*SHORT_BUDGET, "lambda_sparsity=2"), "cut": (*SHORT_BUDGET, "lambda_identity=1")})
 FULL = Budget(size=384, iters={"nlcl": 3000, "cut": 3000, "prenet": 4000}, default_iters=2000, crop=128, batch_size=4)
