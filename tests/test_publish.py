@@ -352,6 +352,30 @@ def test_dry_run_never_wipes_a_foreign_data_folder(tmp_path):
     assert mine.read_text() == "precious"
 
 
+def test_a_killed_shard_write_leaves_nothing_that_counts(tmp_path, monkeypatch):
+    """Shards are written atomically: a write that fails leaves no shard; its leftover never blocks a rebuild."""
+    import collection.publish.tree as tree_module
+
+    src_dir = make_dataset(tmp_path)
+    real = tree_module.scrub_images
+
+    def fail_in_test_split(table, ids):
+        if any(i.startswith("b") for i in ids):
+            raise OSError("disk full")
+        return real(table, ids)
+
+    monkeypatch.setattr(tree_module, "scrub_images", fail_in_test_split)
+    with pytest.raises(OSError, match="disk full"):
+        dry_run(src_dir, tmp_path / "tree", repo_id="org/rain")
+    assert list((tmp_path / "tree" / "data").iterdir()) == []  # the half-written test shard is gone
+    assert not (tmp_path / "tree" / "README.md").exists()  # no card: the tree never looks finished
+    (tmp_path / "tree" / "data" / ".train-00000-of-00001.parquet.x1y2.tmp.parquet").write_bytes(b"killed")
+    monkeypatch.setattr(tree_module, "scrub_images", real)
+    tree = dry_run(src_dir, tmp_path / "tree", repo_id="org/rain")  # a SIGKILL leftover is not a foreign file
+    assert sorted(p.name for p in (tree.out / "data").iterdir()) == sorted(s.path.split("/")[1] for s in tree.shards)
+    assert {s.split for s in tree.shards} == {"test", "train"} and (tree.out / "README.md").is_file()
+
+
 def test_publish_what_ingest_wrote(tmp_path):
     """End to end with the real ingest: its report feeds the card; its rows keep GPS in the JPEG bytes."""
     import datasets
