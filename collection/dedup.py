@@ -233,6 +233,11 @@ def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
+def component_labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Label per node of ``n``: the smallest node index of its connected component (edges i-j, undirected)."""
+    return _smallest_member_labels(_components(n, i, j))
+
+
 def _smallest_member_labels(component: np.ndarray) -> np.ndarray:
     """Relabel components by their smallest member index, so labels do not depend on graph internals."""
     _, first = np.unique(component, return_index=True)
@@ -330,7 +335,7 @@ def _cluster_split(
         anchor[codes[present[first]]] = present[first]
         i.append(present)
         j.append(anchor[codes[present]])
-    return _smallest_member_labels(_components(n, np.concatenate(i), np.concatenate(j)))
+    return component_labels(n, np.concatenate(i), np.concatenate(j))
 
 
 def choose_representatives(

@@ -20,8 +20,8 @@ import re
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from collection.dedup import component_labels
 
 __all__ = ["assign_splits", "merge_groups", "parse_ratios", "split_rank"]
 
@@ -208,7 +208,10 @@ def assign_splits(
 
 
 def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
-    """Group label per row: rows sharing any non-null key in any column are joined (union-find).
+    """Group label per row: rows sharing any non-null key in any column are joined.
+
+    Each row is linked to the first row holding the same key; the groups are the connected
+    components of that graph (``scipy.sparse.csgraph``, via :func:`collection.dedup.component_labels`).
 
     Pass e.g. duplicate-cluster labels and scene ids: the resulting groups contain whole clusters and
     whole scenes, so neither straddles a split. A row whose keys are all null is a group of its own.
@@ -241,10 +244,4 @@ def merge_groups(*keys: Sequence[Hashable | None]) -> np.ndarray:
             firsts.append(anchor.setdefault(_canonical(value), row))
         src.append(np.asarray(rows_list, dtype=np.int64))
         dst.append(np.asarray(firsts, dtype=np.int64))
-    i, j = np.concatenate(src), np.concatenate(dst)
-    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
-    component = connected_components(graph, directed=False)[1]
-    _, first = np.unique(component, return_index=True)
-    smallest = np.empty(len(first), dtype=np.int64)
-    smallest[component[first]] = first
-    return smallest[component]
+    return component_labels(n, np.concatenate(src), np.concatenate(dst))
