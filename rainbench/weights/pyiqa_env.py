@@ -1,4 +1,10 @@
-"""Making pyiqa load its weights from resolved files while a metric is built."""
+"""Making pyiqa load its weights from resolved files while a metric is built.
+
+torch.hub, torchvision and CLIP follow ``$TORCH_HOME`` (a public knob read at call time); the Hub
+client and timm follow ``huggingface_hub.constants.HF_HUB_CACHE`` (a public constant). pyiqa's
+own files need its module constant ``DEFAULT_CACHE_DIR`` set: the comment in
+:func:`pyiqa_environment` says why no public knob does the job.
+"""
 
 from __future__ import annotations
 
@@ -86,12 +92,22 @@ def pyiqa_environment(metric: str, weights_dir: str | os.PathLike | None = None,
             if torch.hub.get_dir() != str(staging / "hub"):
                 logger.warning("torch.hub.set_dir() was called in this process; $TORCH_HOME is not followed, "
                                "so torchvision and CLIP weights may not resolve from %s", root)
-            # pyiqa fixes its cache at import (DEFAULT_CACHE_DIR) and huggingface_hub its constants:
-            # they have no knob read at call time, so their module constants are set for the build.
+            # pyiqa (0.1.16 and its main branch) has no cache knob read at call time:
+            # DEFAULT_CACHE_DIR is $TORCH_HOME/hub/pyiqa computed once at import, and pyiqa is
+            # usually imported long before (metric specs record its version), with one process
+            # building metrics from several weights directories. Its per-metric public option,
+            # ``pretrained_model_path``, is not equivalent for every metric: MANIQA's branch loads
+            # ``weight_keys='params'`` and TOPIQ's ``strict=False`` where their default branches do
+            # not, and it covers one file of the metric only. So the module constant, which
+            # load_file_from_url reads at each call, is set for the build and restored after.
             patch(pyiqa_download, "DEFAULT_CACHE_DIR", str(root / "pyiqa"))
+            # huggingface_hub's public constant (HF_HUB_CACHE, the env var, is read at import);
+            # hf_hub_download reads it at each call, which is how timm backbones find their files.
             patch(hf_constants, "HF_HUB_CACHE", str(root / HF_SUBDIR))
         if offline:
             patch(hf_constants, "HF_HUB_OFFLINE", True)
+            # Neither torch.hub nor pyiqa has an offline switch; a file missing from the manifest
+            # must fail loudly, not download in the middle of a run (DESIGN: offline works).
             patch(pyiqa_download, "download_url_to_file", _refuse_download)
             patch(torch.hub, "download_url_to_file", _refuse_download)
         yield resolved or {}
