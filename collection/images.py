@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageFile
+
+from collection.files import atomic_path
 
 try:  # libjpeg-turbo with its warnings reported; a declared dependency, optional at import like HEIF
     import simplejpeg
@@ -376,14 +377,8 @@ def save_image(image: np.ndarray | Image.Image, path: str | os.PathLike, *, qual
         raise ValueError(f"{path}: unsupported output format {suffix!r} (use .png, .jpg, .webp or .tif)")
     path.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            img.save(handle, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        img.save(handle, format=fmt, **options)
     return path
 
 
