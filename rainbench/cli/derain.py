@@ -229,7 +229,6 @@ def _check_record(out: Path, record: dict, overwrite: bool) -> None:
 def _write_record(out: Path, record: dict) -> None:
     import json
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{RECORD}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
-    tmp.replace(out / RECORD)
+    from collection.files import atomic_write
+
+    atomic_write(out / RECORD, json.dumps(record, indent=2, sort_keys=True, default=str))

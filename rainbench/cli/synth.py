@@ -32,7 +32,7 @@ def _presets() -> list[str]:
               help="Override a rain parameter: density/length/width/intensity scale every layer (density=2 doubles), "
                    "angle/angle_jitter/blur set it, haze sets the veil. Repeatable, or several in one quoted value.")
 @deprecated_option("--set", new="overrides", new_flag="--config", multiple=True)
-@click.option("--overwrite", is_flag=True, help="Re-synthesise pairs that already exist (default: skip them).")
+@click.option("--overwrite", is_flag=True, help="Re-synthesise every pair (default: skip pairs already made with the same preset, options, seed and source).")
 @common_options(workers=True, seed=True,
                 seed_help="Seed of the rain: each image's seed derives from it and the image's name.")
 def command(clean: tuple[Path, ...], out: Path, preset: str, overrides: tuple[str, ...], overwrite: bool, common) -> None:
