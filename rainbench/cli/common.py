@@ -132,6 +132,19 @@ def common_options(func: Callable | None = None, *, device: bool = False, worker
 # --- the grammar's helpers (docs/cli.md) -------------------------------------------------------
 
 
+TILE_HELP = ("Tile size N: process images larger than N pixels in N x N tiles, exact (layer-wise streamed) "
+             "for InstanceNorm networks such as nlcl and cut, blended for the others; 0 = never tile. "
+             "Default: InstanceNorm networks run the whole image when its activations fit in free "
+             "RAM / VRAM, else exact tiles of the method's tile size; other methods tile above their "
+             "own tile size (`rainbench methods`).")
+
+
+def tile_option(extra: str = "") -> Callable[[Callable], Callable]:
+    """The ``--tile N`` option of the verbs that derain (``extra`` is appended to its help)."""
+    return click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
+                        help=TILE_HELP + (" " + extra if extra else ""))
+
+
 def warn_deprecated(old: str, new: str) -> None:
     """Tell the user (on stderr, even under --quiet) that ``old`` is an old spelling of ``new``."""
     logging.getLogger("rainbench.cli").debug("deprecated spelling %s used", old)

@@ -12,6 +12,7 @@ from rainbench.cli.common import (
     method_options,
     stderr_console,
     stdout_console,
+    tile_option,
     track,
 )
 
@@ -29,12 +30,7 @@ RECORD = "derain.json"
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Output folder; outputs keep the inputs' relative names.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Output image format.")
-@click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
-              help=("Tile size N: process images larger than N pixels in N x N tiles, exact (layer-wise streamed) "
-                    "for InstanceNorm networks such as nlcl and cut, blended for the others; 0 = never tile. "
-                    "Default: InstanceNorm networks run the whole image when its activations fit in free "
-                    "RAM / VRAM, else exact tiles of the method's tile size; other methods tile above their "
-                    "own tile size (`rainbench methods`)."))
+@tile_option()
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--keep-suffix", is_flag=True,
               help="Keep the input's suffix in the output name (IMG_1.JPG -> IMG_1.JPG.png), so IMG_1.JPG and "

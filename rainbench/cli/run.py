@@ -14,6 +14,7 @@ from rainbench.cli.common import (
     method_options,
     method_weights,
     stdout_console,
+    tile_option,
 )
 
 DEFAULT_METRICS = ("psnr", "ssim", "piqe")
@@ -60,12 +61,7 @@ def _value(raw: str):
               help="Write results to disk every N images (a crash loses at most that many).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Run directory; re-running with the same directory resumes.")
-@click.option("--tile", type=click.IntRange(min=0), default=None, metavar="N",
-              help=("Tile size N: process images larger than N pixels in N x N tiles, exact (layer-wise streamed) "
-                    "for InstanceNorm networks such as nlcl and cut, blended for the others; 0 = never tile. "
-                    "Default: InstanceNorm networks run the whole image when its activations fit in free "
-                    "RAM / VRAM, else exact tiles of the method's tile size; other methods tile above their "
-                    "own tile size (`rainbench methods`). Applies to every --method."))
+@tile_option("Applies to every --method.")
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
 @common_options(device=True, workers=True, seed=True, torch_threads=True,
