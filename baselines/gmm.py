@@ -9,18 +9,21 @@ scikit-image's sample images and cached) and ``G_R`` of rain streaks, fitted on 
     min ||O - B - R||^2 + alpha ||grad B||_1 + beta ||R||^2
         - gamma sum_i (log G_B(P_i B) + log G_R(P_i R)),   0 <= B, R <= O
 
-with alpha = 0.05, beta = 0.01, 8 x 8 patches, 20 rain components fitted by EM on
-the patches of the least-variance 100 x 100 window of the input (the paper's automatic choice of a
-flat region that holds rain and little texture), B = O and R = 0 at the start, and half-quadratic
-splitting with a penalty omega doubled each step: H = shrink(grad B), the {B, R} quadratic, then
-each patch Wiener-filtered under its most likely component at noise variance gamma / (2 omega).
-The paper's gamma (0.01) and its unstated initial omega
-fix the Wiener noise level gamma / (2 omega) only together with the image scale; here both are
-set so that the first patch step filters at sigma = 0.05 (gamma = 1e-5, omega = 0.002, images in
-[0, 1]), measured on Rain100L (docs/methods.md). Two approximations keep it fast: the overlapping-patch sum is replaced by the patch-averaged image
-(as EPLL does), which makes the {B, R} step one FFT solve for B and a pointwise R, with the box
-constraints applied by projection (the paper uses L-BFGS-B); and the background prior is a
-20-component fit on scikit-image's photographs rather than Zoran and Weiss's 200-component prior.
+with alpha = 0.05 (on 0-255 intensities; 0.05 / 255 here, on [0, 1]), beta = 0.01, 8 x 8 patches,
+20 rain components fitted by EM on the patches of the least-variance 100 x 100 window of the input
+(the paper's automatic choice of a flat region that holds rain and little texture), B = O and R = 0
+at the start, and half-quadratic splitting with a penalty omega doubled each step, in Algorithm 1's
+order: each patch Wiener-filtered under its most likely component at noise variance
+gamma / (2 omega), then H = shrink(grad B, alpha / (2 omega)), then the {B, R} quadratic. (At
+alpha = 0.05 on [0, 1] images the shrink threshold exceeds every gradient, H = 0, and the TV term
+degenerates into a quadratic blur of B; see docs/methods.md.) The paper's gamma (0.01) and its
+unstated initial omega fix the Wiener noise level gamma / (2 omega) only together with the image
+scale; here both are set so that the first patch step filters at sigma = 0.071 (gamma = 2e-5,
+omega = 0.002, images in [0, 1]), measured on Rain100L (docs/methods.md). Two approximations keep
+it fast: the overlapping-patch sum is replaced by the patch-averaged image (as EPLL does), which
+makes the {B, R} step one FFT solve for B and a pointwise R, with the box constraints applied by
+projection (the paper uses L-BFGS-B); and the background prior is a 20-component fit on
+scikit-image's photographs rather than Zoran and Weiss's 200-component prior.
 
 ``gmm_plus`` is rainbench's earlier, stronger default, kept as its own method: it starts from the
 rain-like detail layer of ``guided`` (bright, achromatic, oriented detail), fits G_R on that
@@ -163,11 +166,11 @@ class GMMLayerPriors(_PatchPriorMethod):
         """EM iterations for the background GMM."""
         rain_em_iters: int = 10
         """EM iterations for the rain GMM."""
-        alpha: float = 0.05
-        """Weight of ||grad B||_1 (paper: 0.05)."""
+        alpha: float = 0.05 / 255
+        """Weight of ||grad B||_1: the paper's 0.05 on 0-255 intensities, i.e. 0.05 / 255 on [0, 1] images."""
         beta: float = 0.01
         """Weight of ||R||^2 (paper: 0.01)."""
-        gamma: float = 1e-5
+        gamma: float = 2e-5
         """Weight of both patch priors; the Wiener noise variance is gamma / (2 omega) (see docs/methods.md)."""
         omega: float = 0.002
         """Initial HQS penalty, doubled each step (the paper does not state it)."""
@@ -208,14 +211,17 @@ class GMMLayerPriors(_PatchPriorMethod):
         back_prior = self.background().to(observed.device)
         padded, (h, w) = self._pad(observed)
         back, rain = padded.clone(), torch.zeros_like(padded)
-        back_hat, rain_hat = back, rain  # g = P(B), P(R) before the first patch step
         # The paper sums its patch terms over every (stride-1) patch, patch**2 of which cover a pixel.
         cover = float(cfg.patch**2)
         fy = torch.fft.fftfreq(padded.shape[-2], device=padded.device).view(-1, 1)
         fx = torch.fft.fftfreq(padded.shape[-1], device=padded.device).view(1, -1)
         laplacian = (2 - 2 * torch.cos(2 * torch.pi * fy)) + (2 - 2 * torch.cos(2 * torch.pi * fx))
         omega = cfg.omega
-        for _ in range(cfg.iters):
+        for step in range(cfg.iters):
+            # Algorithm 1's order: the patch step (g_B, g_R), then H, then the {B, R} step.
+            noise_var = cfg.gamma / (2 * omega)
+            back_hat = self._estimate(back, back_prior, noise_var)
+            rain_hat = self._estimate(rain, rain_prior, noise_var) if step else rain  # R = 0 at the start
             grad = _gradient(back)
             shrunk = torch.sign(grad) * (grad.abs() - cfg.alpha / (2 * omega)).clamp(min=0.0)
             weight = omega * cover
@@ -227,9 +233,6 @@ class GMMLayerPriors(_PatchPriorMethod):
                                     s=rhs.shape[-2:])
             back = torch.minimum(back.clamp(min=0.0), padded)
             rain = torch.minimum(((padded - back + weight * rain_hat) / s).clamp(min=0.0), padded)
-            noise_var = cfg.gamma / (2 * omega)
-            back_hat = self._estimate(back, back_prior, noise_var)
-            rain_hat = self._estimate(rain, rain_prior, noise_var)
             omega *= 2
         return (padded - back)[..., :h, :w]
 

@@ -77,17 +77,21 @@ class PatchGMM:
         """MAP-component Wiener estimate of zero-mean ``patches`` (N x d) under noise of variance ``noise_var``."""
         out = torch.empty_like(patches)
         vecs, vals = self.eigvecs.to(patches.dtype), self.eigvals.to(patches.dtype)
-        var = vals + noise_var
-        const = self.log_weights.to(patches.dtype) - 0.5 * torch.log(var).sum(1)
-        shrink = vals / var
+        std = (vals + noise_var).sqrt()
+        # Projections on the whitened eigenbasis give the likelihood in one matmul; the estimate's
+        # coefficients are the same projections scaled by vals / std.
+        whiten = vecs / std[:, None, :]
+        const = self.log_weights.to(patches.dtype) - torch.log(std).sum(1)
+        gain = vals / std
         for start in range(0, patches.shape[0], _CHUNK):
             x = patches[start : start + _CHUNK]
-            proj = torch.matmul(x.unsqueeze(0), vecs)  # K x n x d
-            loglik = const[:, None] - 0.5 * (proj * proj / var[:, None, :]).sum(-1)
-            best = loglik.argmax(0)  # n
-            rows = torch.arange(x.shape[0], device=x.device)
-            coef = proj[best, rows] * shrink[best]  # n x d
-            out[start : start + _CHUNK] = torch.bmm(vecs[best], coef.unsqueeze(-1)).squeeze(-1)
+            proj = torch.matmul(x.unsqueeze(0), whiten)  # K x n x d
+            best = (const[:, None] - 0.5 * proj.pow(2).sum(-1)).argmax(0)  # n
+            chunk = out[start : start + _CHUNK]
+            # One matmul per component used, rather than a gathered n x d x d basis.
+            for k in best.unique().tolist():
+                rows = (best == k).nonzero().squeeze(1)
+                chunk[rows] = (proj[k, rows] * gain[k]) @ vecs[k].T
         return out
 
 
@@ -103,6 +107,7 @@ def fit_gmm(patches: torch.Tensor, size: int, components: int, iters: int, seed:
 
     Initialised by assigning each patch to the random exemplar it is most collinear with (sign
     ignored, as zero-mean Gaussians are symmetric), which separates structure directions at once.
+    Both steps run over chunks of patches, so memory stays at chunk x components x dim.
     """
     x = patches.double()
     n, d = x.shape
@@ -110,25 +115,38 @@ def fit_gmm(patches: torch.Tensor, size: int, components: int, iters: int, seed:
         raise ValueError(f"too few patches ({n}) to fit {components} components")
     generator = torch.Generator().manual_seed(seed)
     exemplars = x[torch.randperm(n, generator=generator)[:components].to(x.device)]
-    unit = x / (x.norm(dim=1, keepdim=True) + 1e-12)
-    cosine = (unit @ (exemplars / (exemplars.norm(dim=1, keepdim=True) + 1e-12)).T).abs()
-    resp = F.one_hot(cosine.argmax(1), components).double()
+    exemplars = exemplars / (exemplars.norm(dim=1, keepdim=True) + 1e-12)
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    chunks = [slice(start, min(start + _CHUNK, n)) for start in range(0, n, _CHUNK)]
 
-    def m_step(resp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        counts = resp.sum(0) + 1e-9
-        weighted = resp.T.unsqueeze(-1) * x.unsqueeze(0)  # K x n x d
-        return counts, torch.matmul(weighted.transpose(1, 2), x) / counts[:, None, None] + reg * eye
+    def initial(rows: slice) -> torch.Tensor:
+        part = x[rows]
+        cosine = ((part / (part.norm(dim=1, keepdim=True) + 1e-12)) @ exemplars.T).abs()
+        return F.one_hot(cosine.argmax(1), components).double()
 
+    def m_step(responsibility) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = torch.zeros(components, dtype=x.dtype, device=x.device)
+        scatter = torch.zeros(components, d, d, dtype=x.dtype, device=x.device)
+        for rows in chunks:
+            resp, part = responsibility(rows), x[rows]
+            counts += resp.sum(0)
+            scatter += torch.matmul((resp.T.unsqueeze(-1) * part.unsqueeze(0)).transpose(1, 2), part)
+        counts = counts + 1e-9
+        return counts, scatter / counts[:, None, None] + reg * eye
+
+    counts, covs = m_step(initial)
     for _ in range(iters):
-        counts, covs = m_step(resp)
         weights = counts / n
         chol = torch.linalg.cholesky(covs)
-        z = torch.linalg.solve_triangular(chol, x.T.unsqueeze(0).expand(components, d, n), upper=False)
         logdet = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
-        loglik = torch.log(weights)[:, None] - 0.5 * (logdet[:, None] + (z * z).sum(1))  # K x n
-        resp = torch.softmax(loglik, dim=0).T
-    counts, covs = m_step(resp)
+
+        def posterior(rows: slice, chol=chol, logdet=logdet, weights=weights) -> torch.Tensor:
+            part = x[rows].T.unsqueeze(0).expand(components, d, -1)
+            z = torch.linalg.solve_triangular(chol, part, upper=False)
+            loglik = torch.log(weights)[:, None] - 0.5 * (logdet[:, None] + (z * z).sum(1))  # K x n
+            return torch.softmax(loglik, dim=0).T
+
+        counts, covs = m_step(posterior)
     return PatchGMM.from_covariances(size, (counts / n).float(), covs.float())
 
 
