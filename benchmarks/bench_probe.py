@@ -29,7 +29,9 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose collection package is timed")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_ingest import make_images  # puts this checkout first on sys.path: --code goes before it
+    from bench_ingest import (
+        make_images,  # puts this checkout first on sys.path: --code goes before it
+    )
 
     sys.path.insert(0, str(args.code.resolve()))
     import collection

@@ -118,7 +118,7 @@ def test_nlcl_unpaired_from_folders_and_files_with_variant(tmp_path):
 
 
 def test_dataset_rows_by_role(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("datasets")
     from datasets import Dataset, DatasetDict, Features, Image, Value
 
     def png(seed: int, path) -> str:

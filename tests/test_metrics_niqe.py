@@ -9,8 +9,8 @@ import torch
 from metric_images import add_rain
 from skimage import data
 
-from rainbench.metrics import MetricError, create_metric, fit_niqe
 from collection.files import sha256_file
+from rainbench.metrics import MetricError, create_metric, fit_niqe
 
 
 def to_batch(img: np.ndarray) -> torch.Tensor:

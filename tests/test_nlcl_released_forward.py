@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_nlcl_checkpoint import released_state_dict
 
 from nlcl import Generator, NLCLConfig, NLCLTrainer, load_generator, save_generator
-from test_nlcl_checkpoint import released_state_dict
 
 
 def functional_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, n_blocks: int = 16) -> torch.Tensor:

@@ -185,9 +185,8 @@ def test_a_forked_worker_does_not_keep_a_killed_parents_lock(tmp_path):
                             stdout=subprocess.PIPE, text=True)
     child = int(proc.stdout.readline())
     try:
-        with pytest.raises(OutputLockedError):
-            with output_lock(out):
-                pass
+        with pytest.raises(OutputLockedError), output_lock(out):
+            pass
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         os.kill(child, 0)  # the worker is still alive ...

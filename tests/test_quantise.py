@@ -16,7 +16,6 @@ import torch
 from collection.images import quantise, to_tensor, to_uint8
 
 
-
 def _matlab_level(x: np.float32) -> int:
     """im2uint8 of double(x), by exact rational arithmetic: an oracle independent of the code under test."""
     exact = Fraction(float(x)) * 255
