@@ -66,13 +66,14 @@ def bench_sampler(device: str, repeats: int) -> None:
               f"{slow * 1e3:.0f} ms (CPU time), speed-up {slow / fast:.0f}x, identical={same}", flush=True)
 
 
-def bench_train(device: str, batches: list[int], crop: int, steps: int, variant: str, ckpt_from: int) -> None:
+def bench_train(device: str, batches: list[int], crop: int, steps: int, variant: str, ckpt_from: int,
+                amp: bool = True) -> None:
     """Seconds per full training step (D step + joint G step, all five losses) at the released config.
 
     Batches of ``ckpt_from`` and more use activation checkpointing (memory, not speed).
     """
     for batch in batches:
-        cfg = NLCLConfig(variant=variant, checkpoint_activations=batch >= ckpt_from)
+        cfg = NLCLConfig(variant=variant, checkpoint_activations=batch >= ckpt_from, amp=amp)
         trainer = NLCLTrainer(cfg, device=device, seed=0)
         rainy = torch.rand(batch, 3, crop, crop) * 2 - 1
         clean = torch.rand(batch, 3, crop, crop) * 2 - 1
@@ -88,7 +89,7 @@ def bench_train(device: str, batches: list[int], crop: int, steps: int, variant:
         cpu = (time.process_time() - c0) / steps
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"train step {crop}x{crop} batch {batch} [{device}, {torch.get_num_threads()} threads, "
-              f"checkpointing={cfg.checkpoint_activations}, peak RSS so far {peak:.1f} GiB]: "
+              f"amp={amp and device.startswith('cuda')}, checkpointing={cfg.checkpoint_activations}, peak RSS so far {peak:.1f} GiB]: "
               f"{dt:.2f} s/step wall, {cpu:.2f} CPU s/step ({batch / dt:.2f} crops/s wall)", flush=True)
 
 
@@ -146,6 +147,7 @@ def main() -> None:
     p.add_argument("--variant", default="symmetric")
     p.add_argument("--checkpoint-from", type=int, default=4,
                    help="Use activation checkpointing for batches of this size and more (24 GiB RAM).")
+    p.add_argument("--amp", choices=("on", "off"), default="on", help="bf16 autocast in training (CUDA only).")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--sizes", nargs="+", default=["1920x1080", "4000x3000"])
     p.add_argument("--modes", nargs="+", default=["whole", "tiled"], choices=("whole", "tiled"))
@@ -160,7 +162,8 @@ def main() -> None:
     if "sampler" in only:
         bench_sampler(args.device, args.repeats)
     if "train" in only:
-        bench_train(args.device, args.batches, args.crop, args.steps, args.variant, args.checkpoint_from)
+        bench_train(args.device, args.batches, args.crop, args.steps, args.variant, args.checkpoint_from,
+                    amp=args.amp == "on")
     if "infer" in only:
         bench_infer(args.device, args.sizes, args.modes)
 
