@@ -51,6 +51,15 @@ from baselines.patch_gmm import (
     remove_dc,
 )
 from baselines.registry import MethodError, MethodInfo, register
+from baselines.tiling import pad_to_multiple
+
+
+def _check_patch_options(cfg: Any) -> None:
+    """The checks both GMM methods' Configs share: patch geometry, component and iteration counts."""
+    if cfg.patch < 2 or not 1 <= cfg.stride <= cfg.patch:
+        raise ValueError("patch must be >= 2 and 1 <= stride <= patch")
+    if min(cfg.components, cfg.rain_components, cfg.iters, cfg.em_iters, cfg.rain_em_iters) < 1:
+        raise ValueError("components, rain_components, iters, em_iters and rain_em_iters must be >= 1")
 
 
 class _PatchPriorMethod(Method):
@@ -92,12 +101,7 @@ class _PatchPriorMethod(Method):
 
     def _pad(self, image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Reflect-pad so the patch grid at the stride covers every pixel."""
-        cfg = self.config
-        h, w = image.shape[-2:]
-        ph = (-(h - cfg.patch)) % cfg.stride
-        pw = (-(w - cfg.patch)) % cfg.stride
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        return F.pad(image, (0, pw, 0, ph), mode=mode), (h, w)
+        return pad_to_multiple(image, self.config.stride, offset=self.config.patch)
 
     def _estimate(self, layer: torch.Tensor, prior: PatchGMM, noise_var: float) -> torch.Tensor:
         """Patch-averaged Wiener estimate of a layer under its prior (the HQS patch step)."""
@@ -180,10 +184,7 @@ class GMMLayerPriors(_PatchPriorMethod):
         """Seed for the EM fits (and hence every output)."""
 
         def __post_init__(self) -> None:
-            if self.patch < 2 or not 1 <= self.stride <= self.patch:
-                raise ValueError("patch must be >= 2 and 1 <= stride <= patch")
-            if min(self.components, self.rain_components, self.iters, self.em_iters, self.rain_em_iters) < 1:
-                raise ValueError("components, rain_components, iters, em_iters and rain_em_iters must be >= 1")
+            _check_patch_options(self)
             if self.region < self.patch:
                 raise ValueError("region must be at least one patch")
             if self.omega <= 0 or self.gamma <= 0 or self.alpha < 0 or self.beta < 0:
@@ -286,10 +287,7 @@ class GMMPlus(_PatchPriorMethod):
         """Seed for the EM fits (and hence every output)."""
 
         def __post_init__(self) -> None:
-            if self.patch < 2 or not 1 <= self.stride <= self.patch:
-                raise ValueError("patch must be >= 2 and 1 <= stride <= patch")
-            if min(self.components, self.rain_components, self.iters, self.em_iters, self.rain_em_iters) < 1:
-                raise ValueError("components, rain_components, iters, em_iters and rain_em_iters must be >= 1")
+            _check_patch_options(self)
             if self.sigma <= 0 or self.lambda_b <= 0 or self.lambda_r <= 0:
                 raise ValueError("sigma, lambda_b and lambda_r must be positive")
             if self.rain_patches < 4 * self.rain_components or self.train_patches < 4 * self.components:

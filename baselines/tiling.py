@@ -53,10 +53,12 @@ def _weights(length: int, before: int, after: int, device: torch.device) -> torc
     return weights
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflect-pad ``x`` (N x C x H x W) on the bottom and right to a multiple; returns it and (H, W)."""
+def pad_to_multiple(x: torch.Tensor, multiple: int, offset: int = 0) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad ``x`` (N x C x H x W) on the bottom and right until each side minus ``offset`` is a
+    multiple of ``multiple`` (a window of ``offset`` pixels sliding by ``multiple`` then covers it);
+    returns it and the original (H, W)."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    ph, pw = (offset - h) % multiple, (offset - w) % multiple
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)

@@ -305,20 +305,26 @@ def test_run_seed_fixes_a_stochastic_method(tmp_path, recorder):
     assert first == again and first != other
 
 
-def test_synth_seed_and_workers(tmp_path, monkeypatch):
+@pytest.fixture
+def pools(monkeypatch) -> list:
+    """The max_workers of every process pool created while the test runs (pools still work)."""
     import concurrent.futures
 
-    import rainbench.cpus
-
-    clean = [_image(tmp_path / "clean" / f"{i}.png", seed=i) for i in range(4)]
-    pools = []
+    sizes: list = []
 
     class Recording(concurrent.futures.ProcessPoolExecutor):
         def __init__(self, max_workers=None, *args, **kwargs):
-            pools.append(max_workers)
+            sizes.append(max_workers)
             super().__init__(max_workers, *args, **kwargs)
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recording)
+    return sizes
+
+
+def test_synth_seed_and_workers(tmp_path, monkeypatch, pools):
+    import rainbench.cpus
+
+    clean = [_image(tmp_path / "clean" / f"{i}.png", seed=i) for i in range(4)]
     folder = str(tmp_path / "clean")
     assert main(["synth", folder, "-o", str(tmp_path / "a"), "--seed", "5", "--workers", "2", "-q"]) == 0
     assert main(["synth", folder, "-o", str(tmp_path / "b"), "--seed", "5", "--workers", "0", "-q"]) == 0
@@ -330,19 +336,9 @@ def test_synth_seed_and_workers(tmp_path, monkeypatch):
     assert _tree_bytes(tmp_path / "c") != _tree_bytes(tmp_path / "a") and len(clean) == 4
 
 
-def test_ingest_workers_is_the_probe_pool_size(tmp_path, monkeypatch):
-    import concurrent.futures
-
+def test_ingest_workers_is_the_probe_pool_size(tmp_path, pools):
     for i in range(3):
         _image(tmp_path / "photos" / f"{i}.png", seed=i, size=40 + 8 * i)
-    pools = []
-
-    class Recording(concurrent.futures.ProcessPoolExecutor):
-        def __init__(self, max_workers=None, *args, **kwargs):
-            pools.append(max_workers)
-            super().__init__(max_workers, *args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recording)
     args = ["ingest", str(tmp_path / "photos"), "--min-side", "8", "-q"]
     assert main([*args, "-o", str(tmp_path / "a"), "--workers", "2"]) == 0
     assert main([*args, "-o", str(tmp_path / "b"), "--workers", "0"]) == 0
