@@ -93,8 +93,6 @@ def _digest_state(state: Any, digest: hashlib._Hash) -> None:
 
 
 
-atomic_torch_save = atomic_save
-"""``torch.save`` atomically (:func:`nlcl.checkpoint.atomic_save`, the torch-side helper baselines may import)."""
 
 
 class Method:
@@ -298,7 +296,7 @@ class Method:
             "config": dataclasses.asdict(self.config),
             "state": self.state_dict(),
         }
-        atomic_torch_save(payload, path)
+        atomic_save(payload, path)
         self.weights_sha256 = file_sha256(path)
         return path
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from nlcl.checkpoint import atomic_save
 
 logger = logging.getLogger(__name__)
 
@@ -198,13 +199,5 @@ def background_gmm(size: int, components: int, count: int, iters: int, seed: int
             logger.warning("%s: unreadable cached prior (%s); refitting", path, exc)
     logger.info("fitting the gmm background prior (%d components, %d patches); cached at %s", components, count, path)
     gmm = fit_gmm(training_patches(size, count, seed), size, components, iters, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(gmm.state(), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_save(gmm.state(), path)
     return gmm

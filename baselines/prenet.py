@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.method import LogFn, Method, atomic_torch_save
+from baselines.method import LogFn, Method
 from baselines.registry import (
     MethodError,
     MethodInfo,
@@ -37,6 +37,7 @@ from baselines.registry import (
     config_fields,
     register,
 )
+from nlcl.checkpoint import atomic_save
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class PReNet(Method):
 
     def _checkpoint(self, path: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int) -> None:
         """Everything a resumed run needs to continue bit-identically."""
-        atomic_torch_save({
+        atomic_save({
             "format": TRAIN_FORMAT,
             "config": asdict(self.config),
             "net": self.net.state_dict(),
