@@ -182,7 +182,7 @@ def _discover(sources: list[SourceSpec], fps: float, progress: Progress, out: Pa
     return rows, entries, skipped
 
 
-def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress) -> tuple[dict, int, int]:
+def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress, engine: Any) -> tuple[dict, int, int]:
     """Probe record per entry key, from the cache or freshly probed (and cached)."""
     popts = ProbeOptions(max_pixels=options.max_pixels, keep_gps=options.keep_gps)
     cache = ProbeCache(out, popts.signature(), batch_size=options.cache_batch)
@@ -208,7 +208,7 @@ def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress)
     cached = len(records)
     progress("probe", 0, len(todo))
     try:
-        for done, (task, record) in enumerate(probe_all(todo, popts, workers=options.workers), 1):
+        for done, (task, record) in enumerate(probe_all(todo, popts, workers=options.workers, engine=engine), 1):
             for key in by_ckey[(task.file, tuple(task.region) if task.region else None, task.frame_time)]:
                 records[key] = record
             if record.get("reason") != "unreadable":  # permissions may be fixed without touching mtime
@@ -312,8 +312,13 @@ def ingest(
     out: Path,
     options: IngestOptions = IngestOptions(),
     progress: Progress | None = None,
+    engine: Any = None,
 ) -> IngestSummary:
-    """Curate ``sources`` into ``out`` (DatasetDict, manifest.parquet, report/); see the module docstring."""
+    """Curate ``sources`` into ``out`` (DatasetDict, manifest.parquet, report/); see the module docstring.
+
+    The probe stage runs on ``engine`` (:mod:`collection.engine`; default: local processes) with
+    ``options.workers`` replicas; everything else runs here and sees only probe records.
+    """
     from collection.report import write_report
 
     progress = progress or (lambda stage, done, total: None)
@@ -329,7 +334,7 @@ def ingest(
         raise ValueError(f"duplicates={options.duplicates!r}; expected one of {', '.join(curate.DUPLICATE_POLICIES)}")
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
     rows, entries, skipped = _discover(sources, options.fps, progress, out)
-    records, probed, cached = _probe(entries, out, options, progress)
+    records, probed, cached = _probe(entries, out, options, progress, engine)
     frame = _files_frame(rows, entries, records, skipped, options)
     progress("curate", 0, 2)
     _curate_quarantine(frame, options)

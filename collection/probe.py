@@ -17,7 +17,6 @@ memory stays flat however many files there are.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import io
 import os
@@ -206,8 +205,14 @@ def _probe(task: ProbeTask, options: ProbeOptions) -> dict[str, Any]:
     return record
 
 
-def _probe_chunk(tasks: list[ProbeTask], options: ProbeOptions) -> list[dict[str, Any]]:
-    return [probe(task, options) for task in tasks]
+class _Prober:
+    """The probe worker of an engine: probes one chunk of tasks into records."""
+
+    def __init__(self, options: ProbeOptions):
+        self.options = options
+
+    def __call__(self, tasks: list[ProbeTask]) -> list[dict[str, Any]]:
+        return [probe(task, self.options) for task in tasks]
 
 
 def _end_with_parent() -> None:
@@ -244,35 +249,20 @@ def probe_all(
     *,
     workers: int = 0,
     chunk_size: int = 4,
-    in_flight: int | None = None,
+    engine: Any = None,
 ) -> Iterator[tuple[ProbeTask, dict[str, Any]]]:
-    """Probe tasks in ``workers`` processes (0: in this process), yielding ``(task, record)`` as they finish.
+    """Probe tasks on ``engine`` (default: local) with ``workers`` replicas, yielding ``(task, record)`` as they finish.
 
-    At most ``in_flight`` chunks (default 4 per worker) are queued at once, so neither tasks nor
-    results pile up in memory; completion order is not input order.
+    ``workers`` 0 probes in this process (local engine). Tasks are consumed lazily and at most a
+    few chunks per worker are in flight, so neither tasks nor records pile up in memory;
+    completion order is not input order.
     """
-    if workers <= 0:
-        for task in tasks:
-            yield task, probe(task, options)
-        return
-    limit = in_flight or 4 * workers
-    iterator = iter(tasks)
-    with cf.ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent) as pool:
-        pending: dict[cf.Future, list[ProbeTask]] = {}
+    from functools import partial
 
-        def submit() -> bool:
-            chunk = [task for _, task in zip(range(chunk_size), iterator)]
-            if chunk:
-                pending[pool.submit(_probe_chunk, chunk, options)] = chunk
-            return bool(chunk)
+    from collection.engine import Group, LocalEngine, chunks
 
-        while len(pending) < limit and submit():
-            pass
-        while pending:
-            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                chunk = pending.pop(future)
-                for task, record in zip(chunk, future.result()):
-                    yield task, record
-                submit()
-
+    engine = engine or LocalEngine()
+    group = Group("probe", partial(_Prober, options), chunks(tasks, chunk_size),
+                  replicas=max(workers, 1) if engine.distributed else workers, init=_end_with_parent)
+    for _, chunk, records in engine.map([group]):
+        yield from zip(chunk, records)

@@ -32,6 +32,8 @@ class PreparedMethod:
     model: Any
     config_hash: str
     request: dict[str, Any]
+    item: Any = None
+    """What it was created from (a MethodRequest, or the built object): a distributed worker creates its own from it."""
 
 
 @dataclass(eq=False)  # compared by identity: the runner asks "is this metric expected for this image"

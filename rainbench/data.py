@@ -142,7 +142,7 @@ class BenchDataset:
         chosen = list(range(len(self))) if indices is None else [int(i) for i in indices]
         loader = DataLoader(
             _Rows(self.table),
-            batch_sampler=self._grouped(chosen, batch_size),
+            batch_sampler=self.size_batches(chosen, batch_size),
             collate_fn=_collate,
             num_workers=workers,
             prefetch_factor=2 if workers > 0 else None,
@@ -156,7 +156,7 @@ class BenchDataset:
                 groups.setdefault(sample.rainy.shape, []).append(sample)
             yield from groups.values()
 
-    def _grouped(self, indices: list[int], batch_size: int) -> list[list[int]]:
+    def size_batches(self, indices: list[int], batch_size: int) -> list[list[int]]:
         """Chunks of ``indices`` where each chunk holds rows of one recorded size, in first-seen order."""
         if {"width", "height"} - set(self.meta.columns):
             return [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]

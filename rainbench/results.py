@@ -3,12 +3,15 @@
 A run directory holds::
 
     RUN_DIR/run.json                     the run's configuration (dataset, split, methods, metrics)
-    RUN_DIR/results/part-00000.parquet   result rows, one file per flush
+    RUN_DIR/results/part-G-W-N.parquet   result rows, one file per flush: generation G (one per run,
+                                         chosen by the driver), writer W, sequence N
     RUN_DIR/results.parquet              the consolidated table, rewritten when a run finishes
     RUN_DIR/outputs/<method>/<id>.png    method outputs (with --save-outputs)
 
 Each part file is written to a temporary name and renamed, so a killed run leaves only complete
-part files behind and loses at most the rows it had not flushed. Rows are one per
+part files behind and loses at most the rows it had not flushed. Several writers (the actors of a
+Ray run) write into one generation under their own names, so no two ever race for a file name; a
+later generation sorts after an earlier one, which is what makes the newest row win. Rows are one per
 (image, method, metric); a later row for the same key replaces an earlier one, which is how a
 resumed or repeated run overwrites stale results.
 """
@@ -58,15 +61,40 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-class ResultsWriter:
-    """Buffers result rows and flushes them as numbered part files under ``RUN_DIR/results``."""
+def _part_order(path: Path) -> tuple:
+    """Sort key of a part file: (generation, writer, sequence); older ``part-N`` names are writer ''."""
+    fields = path.stem.split("-")[1:]
+    generation = int(fields[0]) if fields and fields[0].isdigit() else -1
+    sequence = int(fields[-1]) if len(fields) > 2 and fields[-1].isdigit() else 0
+    return generation, "-".join(fields[1:-1]) if len(fields) > 2 else "", sequence, path.name
 
-    def __init__(self, run_dir: str | Path):
+
+def part_files(run_dir: str | Path) -> list[Path]:
+    """The run's part files, oldest first."""
+    return sorted((Path(run_dir) / PARTS_DIR).glob("part-*.parquet"), key=_part_order)
+
+
+def next_generation(run_dir: str | Path) -> int:
+    """The generation number for a new run into ``run_dir`` (called by the driver only, holding the lock)."""
+    return max((_part_order(p)[0] for p in part_files(run_dir)), default=-1) + 1
+
+
+class ResultsWriter:
+    """Buffers result rows and flushes them as part files ``part-GENERATION-WRITER-N`` under ``RUN_DIR/results``.
+
+    ``generation`` defaults to the next free one (right for a single writer); the writers of a
+    distributed run share the driver's generation and differ by ``writer``.
+    """
+
+    def __init__(self, run_dir: str | Path, generation: int | None = None, writer: str = "main"):
+        if not writer or not all(c.isalnum() or c in "_-" for c in writer):
+            raise ValueError(f"writer name {writer!r} must be letters, digits, '_' or '-'")
         self.parts = Path(run_dir) / PARTS_DIR
         self.parts.mkdir(parents=True, exist_ok=True)
         self._rows: list[dict[str, Any]] = []
-        numbers = [int(p.stem.split("-")[1]) for p in self.parts.glob("part-*.parquet") if p.stem.split("-")[1].isdigit()]
-        self._next = max(numbers, default=-1) + 1
+        self.generation = next_generation(run_dir) if generation is None else generation
+        self.writer = writer
+        self._next = 0
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
         """Queue rows (dicts with the :data:`COLUMNS` keys; missing keys become null)."""
@@ -86,7 +114,7 @@ class ResultsWriter:
         if not self._rows:
             return None
         frame = pd.DataFrame(self._rows, columns=COLUMNS)
-        path = self.parts / f"part-{self._next:05d}.parquet"
+        path = self.parts / f"part-{self.generation:05d}-{self.writer}-{self._next:05d}.parquet"
         _write_parquet(frame, path)
         self._next += 1
         self._rows = []
@@ -102,7 +130,7 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     run_dir = Path(run_dir)
-    parts = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    parts = part_files(run_dir)
     if parts:
         frames = [pq.read_table(p).to_pandas() for p in parts]
     elif (run_dir / CONSOLIDATED).exists():
@@ -135,7 +163,7 @@ def consolidate(run_dir: str | Path) -> Path:
     frame = read_results(run_dir)
     path = run_dir / CONSOLIDATED
     _write_parquet(frame, path)
-    old = sorted((run_dir / PARTS_DIR).glob("part-*.parquet"))
+    old = part_files(run_dir)
     if len(old) > 1:
         # The compacted part gets the highest number, so if this is interrupted after it is
         # written, the older parts it repeats are simply superseded on the next read.

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from baselines.spec import config_hash as hash_config
+from collection.engine import Group, LocalEngine
 from collection.lock import locks_output
 from rainbench.batch import (  # noqa: F401 - error_text and is_method_failure: the CLI's derain uses them
     BatchRunner,
@@ -45,10 +46,12 @@ from rainbench.batch import (  # noqa: F401 - error_text and is_method_failure: 
     is_method_failure,
 )
 from rainbench.data import BenchDataset, open_dataset
+from rainbench.shards import RemoteScorer, Scorer, Shard, method_shards
 from rainbench.results import (
     ResultsError,
     ResultsWriter,
     consolidate,
+    next_generation,
     failed_images,
     failures_per_method,
     read_results,
@@ -129,7 +132,7 @@ def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> PreparedM
         raise ValueError(f"method {name!r} needs weights: pass --weights {name}=FILE (weights= in MethodRequest), "
                          f"or train them with `rainbench train --method {name}`")
     config_hash = getattr(model, "config_hash", None) or hash_config(request)
-    return PreparedMethod(name, model, str(config_hash), request)
+    return PreparedMethod(name, model, str(config_hash), request, item)
 
 
 def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, niqe_model: Path | None) -> list[PreparedMetric]:
@@ -196,6 +199,9 @@ def run_benchmark(
     include_identity: bool = True,
     amp: bool = True,
     flush_every: int = 16,
+    engine: Any = None,
+    replicas: int | None = None,
+    gpus_per_replica: float | None = None,
 ) -> RunSummary:
     """Derain every image of ``split`` with every method, score it with every metric, store results in ``out``.
 
@@ -203,6 +209,11 @@ def run_benchmark(
     objects); ``metrics`` are metric names (or built metric objects). ``offline`` applies to the
     dataset (Hub ids resolve from the local cache only); metric weights are never downloaded here.
     The ``identity`` method (the rainy input) is added unless ``include_identity`` is false.
+
+    ``engine`` (:mod:`collection.engine`; default local) decides where the work runs. On a
+    distributed engine every method gets ``replicas`` workers (default: the cluster's slots shared
+    among the methods), each with ``gpus_per_replica`` of a GPU on CUDA (default 1) and one CPU;
+    ``workers`` then does not apply (workers decode their own shards).
     """
     import torch
 
@@ -226,12 +237,26 @@ def run_benchmark(
     pending, order, n_resumed = _plan(out, dataset, prepared, prepared_metrics)
     base = {"run_id": run_id, "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint,
             "split": dataset.split, "device": str(device)}
-    batch_runner = BatchRunner(prepared, prepared_metrics, device, amp, out / "outputs" if save_outputs else None,
-                               base, dataset.meta)
-    if len(order) < SMALL_RUN:
-        workers = 0  # forking a worker costs about a second of CPU; a small run decodes faster in-process
-    n_done = _execute(batch_runner, dataset, order, pending, ResultsWriter(out), batch_size=batch_size,
-                      workers=workers, flush_every=flush_every, progress=progress)
+    generation = next_generation(out)
+    if engine is not None and engine.distributed:
+        remote = RemoteScorer(
+            source=_worker_source(dataset), split=dataset.split, offline=offline, fingerprint=dataset.fingerprint,
+            method=None, metrics=list(metrics), device="cuda" if device.type == "cuda" else "cpu", amp=amp,
+            out=str(out.resolve()), generation=generation, base=base, batch_size=batch_size, flush_every=flush_every,
+            save_outputs=save_outputs, weights_dir=str(weights_dir) if weights_dir else None,
+            niqe_model=str(niqe_model) if niqe_model else None, seed=torch.initial_seed())
+        n_done = _execute_distributed(engine, remote, dataset, prepared, order, pending,
+                                      batch_size=batch_size, flush_every=flush_every, replicas=replicas,
+                                      gpus=gpus_per_replica if gpus_per_replica is not None else float(device.type == "cuda"),
+                                      progress=progress)
+    else:
+        batch_runner = BatchRunner(prepared, prepared_metrics, device, amp, out / "outputs" if save_outputs else None,
+                                   base, dataset.meta)
+        if len(order) < SMALL_RUN:
+            workers = 0  # forking a worker costs about a second of CPU; a small run decodes faster in-process
+        n_done = _execute_local(engine or LocalEngine(), batch_runner, dataset, order, pending,
+                                ResultsWriter(out, generation), batch_size=batch_size, workers=workers,
+                                flush_every=flush_every, progress=progress)
     consolidate(out)
     frame = read_results(out)
     write_summary(out, frame)
@@ -297,27 +322,64 @@ def _plan(out: Path, dataset: BenchDataset, prepared: list[PreparedMethod],
     return pending, order, n_resumed
 
 
-def _execute(batch_runner: BatchRunner, dataset: BenchDataset, order: list[int], pending: dict[str, set[str]],
-             writer: ResultsWriter, *, batch_size: int, workers: int, flush_every: int,
-             progress: ProgressCallback | None) -> int:
-    """Run the batches, flushing results every ``flush_every`` images; returns the images processed."""
+def _execute_local(engine: LocalEngine, batch_runner: BatchRunner, dataset: BenchDataset, order: list[int],
+                   pending: dict[str, set[str]], writer: ResultsWriter, *, batch_size: int, workers: int,
+                   flush_every: int, progress: ProgressCallback | None) -> int:
+    """One shard of every pending row, all methods at once, in this process; returns the images processed."""
     total = len(order)
-    n_done = since_flush = 0
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
     if progress is not None:
         progress(0, total)
-    try:
-        for samples in dataset.batches(batch_size, workers=workers, indices=order):
-            writer.add(batch_runner.run(samples, pending))
-            n_done += len(samples)
-            since_flush += len(samples)
-            if since_flush >= flush_every:
-                writer.flush()
-                since_flush = 0
-            if progress is not None:
-                progress(n_done, total)
-    finally:
-        writer.close()
-    return n_done
+    scorer = Scorer(dataset, batch_runner, writer, batch_size=batch_size, flush_every=flush_every,
+                    decode_workers=workers, progress=advance)
+    shard = Shard(dataset.size_batches(order, batch_size), pending)
+    for _ in engine.map([Group("run", lambda: scorer, [shard])]):
+        pass
+    return done[0]
+
+
+def _execute_distributed(engine: Any, remote: RemoteScorer, dataset: BenchDataset,
+                         prepared: list[PreparedMethod], order: list[int], pending: dict[str, set[str]], *,
+                         batch_size: int, flush_every: int, replicas: int | None, gpus: float,
+                         progress: ProgressCallback | None) -> int:
+    """One group of replicas per method, shards of whole batches; progress in images (pairs / methods)."""
+    from dataclasses import replace
+
+    per_method = replicas or max(1, engine.slots(1.0, gpus) // max(1, len(prepared)))
+    groups = [Group(m.name, replace(remote, method=_portable(m.item)),
+                    method_shards(dataset, order, pending, m.name, batch_size, flush_every),
+                    replicas=per_method, num_cpus=1.0, num_gpus=gpus)
+              for m in prepared]
+    total_pairs = sum(len(v) for v in pending.values())
+    done_pairs = 0
+    if progress is not None:
+        progress(0, len(order))
+    for _, shard, _ in engine.map(groups):
+        done_pairs += shard.pairs
+        if progress is not None:
+            progress(len(order) if done_pairs == total_pairs else done_pairs * len(order) // total_pairs, len(order))
+    return len(order)
+
+
+def _portable(item: Any) -> Any:
+    """A method request with its weights file as an absolute path (a worker's cwd may differ)."""
+    if isinstance(item, MethodRequest) and item.weights and Path(item.weights).expanduser().exists():
+        from dataclasses import replace
+
+        return replace(item, weights=str(Path(item.weights).expanduser().resolve()))
+    return item
+
+
+def _worker_source(dataset: BenchDataset) -> str:
+    """The dataset as workers open it: an absolute path when it is a local one (their cwd may differ)."""
+    path = Path(dataset.source).expanduser()
+    return str(path.resolve()) if path.exists() else dataset.source
 
 
 def _merge_methods(previous: dict | None, prepared: list[PreparedMethod]) -> list[dict]:

@@ -38,6 +38,8 @@ class Common:
     seed: int = 0
     verbosity: int = 1
     debug: bool = False
+    engine: str = "local"
+    ray_address: str | None = None
 
     @property
     def quiet(self) -> bool:
@@ -50,11 +52,30 @@ class Common:
 
         return resolve_device(self.device)
 
-    def n_workers(self) -> int:
-        """Worker processes to use: ``--workers``, or the CPUs this process may use (affinity, cgroup, SLURM)."""
+    def n_workers(self, engine: Any = None) -> int:
+        """Workers to use: ``--workers``; else a Ray cluster's CPUs, or the CPUs this process may use (affinity, cgroup, SLURM)."""
         from rainbench.cpus import cpu_budget
 
-        return self.workers if self.workers is not None else cpu_budget()
+        if self.workers is not None:
+            return self.workers
+        return engine.slots() if engine is not None and engine.distributed else cpu_budget()
+
+    @contextmanager
+    def open_engine(self) -> Iterator[Any]:
+        """The engine of ``--engine``/``--ray-address`` (:mod:`collection.engine`), closed on exit."""
+        from collection.engine import EngineError, EngineSpec
+        from rainbench.cpus import cpu_budget
+
+        try:
+            engine = EngineSpec(self.engine, self.ray_address, num_cpus=cpu_budget()).create()
+        except EngineError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            yield engine
+        except EngineError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            engine.close()
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -77,24 +98,36 @@ WORKERS_HELP = ("Worker processes (default: the CPUs this process may use: affin
 SEED_HELP = "Random seed: the same seed gives the same result."
 
 
+ENGINE_HELP = ("Where the heavy work runs: local (this machine's processes) or ray (a Ray cluster's actors; "
+               "see docs/scale-out.md).")
+RAY_ADDRESS_HELP = ("Ray cluster to join with --engine ray (default: $RAY_ADDRESS, else a local Ray instance "
+                    "started for this command).")
+
+
 def common_options(func: Callable | None = None, *, device: bool = False, workers: bool = False, seed: bool = False,
-                   torch_threads: bool = False, seed_help: str = SEED_HELP, workers_help: str = WORKERS_HELP) -> Callable:
+                   torch_threads: bool = False, engine: bool = False, seed_help: str = SEED_HELP,
+                   workers_help: str = WORKERS_HELP) -> Callable:
     """Decorate a click command with the shared options it honours, passed on as ``common: Common``.
 
     ``--quiet``, ``--verbose`` and ``--debug`` are always added; ``--device``, ``--workers`` and
-    ``--seed`` only where the verb uses them (an option that does nothing is not offered).
+    ``--seed`` only where the verb uses them (an option that does nothing is not offered);
+    ``engine`` adds ``--engine`` and ``--ray-address`` (:meth:`Common.open_engine`).
     ``torch_threads``: the verb computes with torch in this process, which then gets the whole
     CPU budget as threads (``OMP_NUM_THREADS`` overrides).
     """
     if func is None:
         return functools.partial(common_options, device=device, workers=workers, seed=seed,
-                                 torch_threads=torch_threads, seed_help=seed_help, workers_help=workers_help)
+                                 torch_threads=torch_threads, engine=engine, seed_help=seed_help,
+                                 workers_help=workers_help)
 
     @functools.wraps(func)
     def wrapper(*args, quiet: bool, verbose: bool, **kwargs):
         if quiet and verbose:
             raise click.UsageError("--quiet and --verbose exclude each other")
-        values = {name: kwargs.pop(name) for name in ("device", "workers", "seed") if name in kwargs}
+        values = {name: kwargs.pop(name) for name in ("device", "workers", "seed", "engine", "ray_address")
+                  if name in kwargs}
+        if values.get("ray_address") and values.get("engine") != "ray":
+            raise click.UsageError("--ray-address needs --engine ray")
         common = Common(**values, verbosity=0 if quiet else (2 if verbose else 1), debug=DEBUG["enabled"])
         configure_logging(common)
         _apply_deprecated(kwargs)
@@ -116,6 +149,12 @@ def common_options(func: Callable | None = None, *, device: bool = False, worker
         click.option("--verbose", "-v", is_flag=True, help="Log every step (and per-file warnings)."),
         debug_option,
     ]
+    if engine:
+        options[:0] = [
+            click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                         help=ENGINE_HELP),
+            click.option("--ray-address", default=None, metavar="ADDR", help=RAY_ADDRESS_HELP),
+        ]
     if seed:
         options.insert(0, click.option("--seed", type=int, default=0, show_default=True, metavar="N", help=seed_help))
     if workers:

@@ -35,10 +35,16 @@ RECORD = "derain.json"
 @click.option("--keep-suffix", is_flag=True,
               help="Keep the input's suffix in the output name (IMG_1.JPG -> IMG_1.JPG.png), so IMG_1.JPG and "
                    "IMG_1.HEIC do not clash.")
-@common_options(device=True, seed=True, torch_threads=True,
+@click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --engine ray: workers (Ray actors) running the method (default: the cluster's CPUs, or GPUs "
+                   "on CUDA).")
+@click.option("--gpus-per-replica", type=click.FloatRange(min=0, max=1), default=None, metavar="F",
+              help="With --engine ray on CUDA: the share of a GPU each worker takes (default 1).")
+@common_options(device=True, seed=True, torch_threads=True, engine=True,
                 seed_help="Seed of torch's generator for methods that draw random numbers.")
 def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, config: tuple[str, ...], out: Path,
-            fmt: str, tile: int | None, overwrite: bool, keep_suffix: bool, common) -> None:
+            fmt: str, tile: int | None, overwrite: bool, keep_suffix: bool, replicas: int | None,
+            gpus_per_replica: float | None, common) -> None:
     """Derain INPUT images or folders (recursively) with one method and write the results to --out.
 
     Re-running skips outputs that already exist; a file that cannot be read or derained is reported
@@ -51,6 +57,7 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
 
     import baselines
     from collection.lock import OutputLockedError, output_lock
+    from rainbench.derain import RemoteDerainer
 
     options = method_options(config, [method_name]).get(method_name, {})
     found = _collect(inputs, out, fmt, keep_suffix)
@@ -68,10 +75,18 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
             f"`rainbench train --method {method_name}`")
     if tile is not None:
         method.tile = tile
+    if common.engine != "ray":
+        for flag, value in (("--replicas", replicas), ("--gpus-per-replica", gpus_per_replica)):
+            if value is not None:
+                raise click.UsageError(f"{flag} needs --engine ray")
+    gpus = gpus_per_replica if gpus_per_replica is not None else float(device.type == "cuda")
+    remote = RemoteDerainer(method_name, str(weights.resolve()) if weights else None, dict(options), tile,
+                            "cuda" if device.type == "cuda" else "cpu", common.seed, overwrite)
     record = _record(method, weights)
     try:
-        with output_lock(out):
-            done, skipped, failures = _derain_all(method, found.jobs, record, out, overwrite, common)
+        with output_lock(out), common.open_engine() as engine:
+            done, skipped, failures = _derain_all(engine, method, remote, found.jobs, record, out, overwrite, common,
+                                                  replicas=replicas, gpus=gpus)
     except OutputLockedError as exc:
         raise click.ClickException(str(exc)) from None
     for link, why in found.broken:
@@ -84,30 +99,29 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
         click.get_current_context().exit(1)
 
 
-def _derain_all(method, jobs: list[tuple[Path, Path]], record: dict, out: Path, overwrite: bool,
-                common) -> tuple[int, int, list[str]]:
-    """Derain every job (holding the output lock); returns written, skipped and failure lines."""
+def _derain_all(engine, method, remote, jobs: list[tuple[Path, Path]], record: dict, out: Path, overwrite: bool,
+                common, *, replicas: int | None, gpus: float) -> tuple[int, int, list[str]]:
+    """Derain every job on ``engine`` (holding the output lock); returns written, skipped and failure lines."""
+    import os
+
     from rich.markup import escape
 
-    from rainbench.runner import is_method_failure
+    from rainbench.derain import derain_files
 
     _check_record(out, record, overwrite)
-    done = skipped = 0
+    absolute = [(Path(os.path.abspath(s)), Path(os.path.abspath(t))) for s, t in jobs]
+    counts = {"written": 0, "skipped": 0}
     failures: list[str] = []
-    for source, target in track(common, jobs, len(jobs), f"derain {record['method']}"):
-        if target.exists() and not overwrite:
-            skipped += 1
-            continue
-        try:
-            _derain_file(method, source, target)
-            done += 1
-        except BaseException as exc:  # one bad file must not stop the others; a method's sys.exit neither
-            if not is_method_failure(exc):
-                raise
-            failures.append(_one_line(source, exc))
-            stderr_console().print(f"[red]failed[/red]: {escape(failures[-1])}", highlight=False, soft_wrap=True)
+    results = derain_files(engine, method, absolute, overwrite=overwrite, remote=remote, replicas=replicas,
+                           gpus_per_replica=gpus)
+    for result in track(common, results, len(jobs), f"derain {record['method']}"):
+        if result.status == "failed":
+            failures.append(result.error)
+            stderr_console().print(f"[red]failed[/red]: {escape(result.error)}", highlight=False, soft_wrap=True)
+        else:
+            counts[result.status] += 1
     _write_record(out, record)
-    return done, skipped, failures
+    return counts["written"], counts["skipped"], failures
 
 
 @dataclass
@@ -177,24 +191,6 @@ def _clash_message(clashes: dict[Path, list[Path]], out: Path) -> str:
     more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
     return (f"{sum(len(s) for s in clashes.values())} inputs clash on {len(clashes)} output name(s): {shown}{more}; "
             "nothing was written. Use --keep-suffix (IMG_1.JPG -> IMG_1.JPG.png), or derain them into separate --out folders")
-
-
-def _derain_file(method, source: Path, target: Path) -> None:
-    """Decode, derain and save one image."""
-    from collection.images import decode, save_image, to_tensor, to_uint8
-
-    image = decode(source).image
-    batch = to_tensor(image)
-    result = method.derain(batch)
-    save_image(to_uint8(result)[0], target)
-
-
-def _one_line(source: Path, exc: BaseException) -> str:
-    from rainbench.runner import error_text
-
-    text = error_text(exc) if isinstance(exc, SystemExit) else (
-        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    return text if text.startswith(str(source)) else f"{source}: {text}"
 
 
 def _record(method, weights: Path | None) -> dict:

@@ -54,9 +54,10 @@ def _layouts() -> list[str]:
 @click.option("--fps", type=float, default=1.0, show_default=True, metavar="FPS", help="Frames sampled per second of video.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD>=X",
               help="Quarantine rows failing a quality threshold, e.g. sharpness>=50 (repeatable, opt-in).")
-@common_options(workers=True, seed=True, seed_help="Seed of the split assignment: the same seed gives the same splits.",
-                workers_help="Processes probing files (default: the CPUs this process may use: affinity mask, "
-                             "cgroup quota, SLURM_CPUS_PER_TASK; 0 = in this process).")
+@common_options(workers=True, seed=True, engine=True, seed_help="Seed of the split assignment: the same seed gives the same splits.",
+                workers_help="Processes (Ray actors with --engine ray) probing files (default: the CPUs this process "
+                             "may use: affinity mask, cgroup quota, SLURM_CPUS_PER_TASK; the cluster's CPUs on Ray; "
+                             "0 = in this process).")
 def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str | None, tags: tuple[str, ...],
             sidecar: Path | None, min_side: int, max_pixels: int | None, radius: int, duplicates: str, split: str | None,
             split_file: Path | None, keep_gps: bool, fps: float, filters: tuple[str, ...], common) -> None:
@@ -90,17 +91,17 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
         if not spec.path.is_dir():
             raise click.BadParameter(f"{spec.path}: not a folder", param_hint="SOURCE")
         specs.append(spec)
-    options = IngestOptions(
-        min_side=min_side, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, radius=radius, duplicates=duplicates, split=split,
-        split_file=split_file, seed=common.seed, keep_gps=keep_gps, fps=fps, filters=tuple(filters),
-        workers=common.n_workers(),
-    )
     from collection.lock import OutputLockedError
 
     try:
-        with progress(common) as bar:
+        with common.open_engine() as engine, progress(common) as bar:
+            options = IngestOptions(
+                min_side=min_side, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, radius=radius, duplicates=duplicates,
+                split=split, split_file=split_file, seed=common.seed, keep_gps=keep_gps, fps=fps,
+                filters=tuple(filters), workers=common.n_workers(engine),
+            )
             report = stage_reporter(bar, _STAGES)
-            summary = ingest(specs, out, options, progress=report)
+            summary = ingest(specs, out, options, progress=report, engine=engine)
     except OutputLockedError as exc:  # one line, no traceback hint: the user only has to wait or pick another --out
         raise click.ClickException(str(exc)) from None
     _show(summary)

@@ -64,12 +64,20 @@ def _value(raw: str):
 @tile_option("Applies to every --method.")
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
-@common_options(device=True, workers=True, seed=True, torch_threads=True,
+@click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --engine ray: workers (Ray actors) per method (default: the cluster's CPUs, or GPUs on "
+                   "CUDA, shared among the methods).")
+@click.option("--gpus-per-replica", type=click.FloatRange(min=0, max=1), default=None, metavar="F",
+              help="With --engine ray on CUDA: the share of a GPU each worker takes, e.g. 0.25 for light methods "
+                   "(default 1).")
+@common_options(device=True, workers=True, seed=True, torch_threads=True, engine=True,
                 workers_help="Processes decoding images while the methods run in this process (default: the CPUs "
-                             "this process may use; 0 = decode in this process; runs under 32 images always do).",
+                             "this process may use; 0 = decode in this process; runs under 32 images always do). "
+                             "Not with --engine ray, whose workers decode their own images (see --replicas).",
                 seed_help="Seed of torch's generator before the methods run (for methods that draw random numbers).")
 def command(common, methods, weights, configs, dataset, split, metric_names, batch_size, save_outputs, metric_weights,
-            niqe_model, offline, amp, no_identity, flush_every, out, tile, allow_failures) -> None:
+            niqe_model, offline, amp, no_identity, flush_every, out, tile, allow_failures, replicas,
+            gpus_per_replica) -> None:
     """Benchmark methods on a dataset with reference and no-reference metrics.
 
     \b
@@ -94,14 +102,20 @@ def command(common, methods, weights, configs, dataset, split, metric_names, bat
                               tile=tile)
                 for n in names]
     torch.manual_seed(common.seed)
+    if common.engine != "ray":
+        for flag, value in (("--replicas", replicas), ("--gpus-per-replica", gpus_per_replica)):
+            if value is not None:
+                raise click.UsageError(f"{flag} needs --engine ray")
+    elif common.workers is not None:
+        raise click.UsageError("--workers is for --engine local; with --engine ray use --replicas")
 
     try:
-        with _progress_callback(common) as on_progress:
+        with common.open_engine() as engine, _progress_callback(common) as on_progress:
             summary = run_benchmark(
                 dataset, requests, metric_list, out, split=split, device=common.torch_device(), batch_size=batch_size,
                 save_outputs=save_outputs, workers=common.n_workers(), progress=on_progress, weights_dir=metric_weights,
                 niqe_model=niqe_model, offline=offline, include_identity=not no_identity, amp=amp,
-                flush_every=flush_every,
+                flush_every=flush_every, engine=engine, replicas=replicas, gpus_per_replica=gpus_per_replica,
             )
     except OutputLockedError as exc:
         raise click.ClickException(str(exc)) from None
