@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collection.ray_engine import EngineError, RayEngine
+
+__all__ = ["ENGINES", "EngineError", "EngineSpec", "Group", "LocalEngine", "RayEngine", "chunks"]
+
 ENGINES = ("local", "ray")
 """The engine names ``--engine`` accepts."""
-
-
-class EngineError(RuntimeError):
-    """An engine cannot start, or a worker died; the message says which and why."""
 
 
 @dataclass
@@ -121,15 +121,13 @@ class EngineSpec:
     num_cpus: int | None = None
     """CPUs of a local Ray instance started for the command (default: Ray's count)."""
 
-    def create(self) -> LocalEngine | Any:
+    def create(self) -> LocalEngine | RayEngine:
         """The engine itself (connecting to or starting Ray for ``ray``)."""
         if self.name == "local":
             if self.address:
                 raise EngineError("--ray-address needs --engine ray")
             return LocalEngine()
         if self.name == "ray":
-            from collection.ray_engine import RayEngine
-
             return RayEngine.connect(self.address, num_cpus=self.num_cpus)
         raise EngineError(f"unknown engine {self.name!r}; expected one of {', '.join(ENGINES)}")
 

@@ -1,5 +1,8 @@
 """The Ray engine: one actor per worker replica, shards fed to them as they free up.
 
+Groups are :class:`collection.engine.Group` s (read by attribute; this module imports ray only
+when an engine connects, so the local engine never pays for it).
+
 Ray places the actors (``num_cpus``/``num_gpus`` per replica, fractional GPUs allowed) and
 restarts a dead one once, retrying its shard (``max_restarts``/``max_task_retries``); this module
 only hands out shards. Every group gets its actors at once; when a cluster cannot hold them all,
@@ -15,9 +18,13 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from collection.engine import EngineError, Group
 
 log = logging.getLogger(__name__)
+
+
+class EngineError(RuntimeError):
+    """An engine cannot start, or a worker died; the message says which and why."""
+
 _NONE = object()
 
 
@@ -78,13 +85,13 @@ class RayEngine:
         """GPUs in the cluster (0 for a CPU-only one)."""
         return float(self.ray.cluster_resources().get("GPU", 0))
 
-    def map(self, groups: Sequence[Group]) -> Iterator[tuple[str, Any, Any]]:
+    def map(self, groups: Sequence[Any]) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(group.key, shard, result)`` for every shard of every group, as shards finish."""
         ray = self.ray
         actor_class = ray.remote(_Replica)
         queues: dict[str, deque] = {}
         iterators = {g.key: iter(g.shards) for g in groups}
-        actors: list[tuple[Any, Group]] = []
+        actors: list[tuple[Any, Any]] = []
         for group in groups:
             first = next(iterators[group.key], _NONE)
             if first is _NONE:
@@ -100,10 +107,10 @@ class RayEngine:
                 return True, shard
             return False, None
 
-        running: dict[Any, tuple[Any, Group, Any]] = {}  # object ref -> (actor, group, shard)
+        running: dict[Any, tuple[Any, Any, Any]] = {}  # object ref -> (actor, group, shard)
         load = {id(a): 0 for a, _ in actors}
 
-        def feed(actor: Any, group: Group) -> None:
+        def feed(actor: Any, group: Any) -> None:
             while load[id(actor)] < self.in_flight:
                 ok, shard = next_shard(group.key)
                 if not ok:

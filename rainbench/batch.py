@@ -1,5 +1,9 @@
 """One batch of a benchmark run: derain it with every method, quantise, score with every metric.
 
+Also the run's prepared inputs: :class:`MethodRequest` (a method by name, weights and options),
+:func:`prepare_method` and :func:`prepare_metrics`, which the driver and every distributed worker
+call alike.
+
 :class:`BatchRunner` is the runner's inner loop (see :mod:`rainbench.runner`). A method that
 raises, returns NaN/inf or the wrong shape on an image gives that image an error row and the batch
 goes on: a failing batch is retried image by image so one bad image never takes its batch-mates
@@ -9,16 +13,19 @@ convention) before scoring, exactly as a saved PNG would hold them.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from baselines.spec import config_hash as hash_config
 from rainbench.data import SUBSET_COLUMNS, Sample
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,68 @@ class PreparedMetric:
     needs_reference: bool
     lower_better: bool
     spec_json: str
+
+
+@dataclass(frozen=True)
+class MethodRequest:
+    """A method to run: registry name, optional checkpoint, and config overrides."""
+
+    name: str
+    weights: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    tile: int | None = None
+    """Tile size set on the created method (``method.tile``: 0 never tiles); None keeps its default."""
+
+
+def prepare_method(item: MethodRequest | tuple | Any, device: Any) -> PreparedMethod:
+    """Create a method from a request (name, weights, config), or wrap an already-built one."""
+    if isinstance(item, tuple):
+        item = MethodRequest(*item)
+    if isinstance(item, str):
+        item = MethodRequest(item)
+    if isinstance(item, MethodRequest):
+        import baselines
+
+        model = baselines.create(item.name, weights=item.weights, device=str(device), **dict(item.config))
+        request = {"name": item.name, "weights": item.weights, "config": dict(item.config)}
+        if item.tile is not None:
+            model.tile = item.tile
+            request["tile"] = item.tile
+        name = item.name
+    else:
+        model = item
+        name = getattr(model, "name", None) or getattr(getattr(model, "info", None), "name", None)
+        if not name:
+            raise ValueError(f"method object {model!r} has no name (set .name or .info.name)")
+        request = {"name": name, "weights": None, "config": dict(getattr(model, "config", {}) or {})}
+    if getattr(model, "has_weights", True) is False:  # fail before the run, not once per image
+        raise ValueError(f"method {name!r} needs weights: pass --weights {name}=FILE (weights= in MethodRequest), "
+                         f"or train them with `rainbench train --method {name}`")
+    config_hash = getattr(model, "config_hash", None) or hash_config(request)
+    return PreparedMethod(name, model, str(config_hash), request, item)
+
+
+def prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, niqe_model: Path | None) -> list[PreparedMetric]:
+    """Check every metric's weights first (fail before any work), then build them (never downloading)."""
+    names = [item for item in items if isinstance(item, str) and not (item == "niqe" and niqe_model is not None)]
+    if names:
+        from rainbench.weights import check
+
+        check(names, weights_dir)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            from rainbench.metrics import create_metric
+
+            # Weights were checked above, so nothing needs fetching: a download here would be a bug.
+            item = create_metric(item, device=str(device), weights_dir=weights_dir, offline=True,
+                                 niqe_model=niqe_model if item == "niqe" else None)
+        spec = item.spec
+        spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec, sort_keys=True, default=str)
+        out.append(PreparedMetric(spec.name, item, bool(spec.needs_reference), bool(spec.lower_better), spec_json))
+    if len({m.name for m in out}) != len(out):
+        raise ValueError("the same metric is requested twice")
+    return out
 
 
 def is_method_failure(exc: BaseException) -> bool:

@@ -29,21 +29,23 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from baselines.spec import config_hash as hash_config
 from collection.engine import Group, LocalEngine
 from collection.lock import locks_output
-from rainbench.batch import (  # noqa: F401 - error_text and is_method_failure: the CLI's derain uses them
+from rainbench.batch import (  # noqa: F401 - MethodRequest, error_text, is_method_failure: part of the runner's API
     BatchRunner,
+    MethodRequest,
     PreparedMethod,
     PreparedMetric,
     error_text,
     is_method_failure,
+    prepare_method,
+    prepare_metrics,
 )
 from rainbench.data import BenchDataset, open_dataset
 from rainbench.shards import RemoteScorer, Scorer, Shard, method_shards
@@ -70,17 +72,6 @@ ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(images_done, images_total)`` at the start and after every batch."""
 
 
-@dataclass(frozen=True)
-class MethodRequest:
-    """A method to run: registry name, optional checkpoint, and config overrides."""
-
-    name: str
-    weights: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    tile: int | None = None
-    """Tile size set on the created method (``method.tile``: 0 never tiles); None keeps its default."""
-
-
 @dataclass
 class RunSummary:
     """What a run did: counts, failures, and the per-method, per-metric means."""
@@ -105,57 +96,6 @@ class RunSummary:
     table: pd.DataFrame
     """One row per (method, metric): mean, n, failures, lower_better."""
     seconds: float
-
-
-def _prepare_method(item: MethodRequest | tuple | Any, device: Any) -> PreparedMethod:
-    """Create a method from a request (name, weights, config), or wrap an already-built one."""
-    if isinstance(item, tuple):
-        item = MethodRequest(*item)
-    if isinstance(item, str):
-        item = MethodRequest(item)
-    if isinstance(item, MethodRequest):
-        import baselines
-
-        model = baselines.create(item.name, weights=item.weights, device=str(device), **dict(item.config))
-        request = {"name": item.name, "weights": item.weights, "config": dict(item.config)}
-        if item.tile is not None:
-            model.tile = item.tile
-            request["tile"] = item.tile
-        name = item.name
-    else:
-        model = item
-        name = getattr(model, "name", None) or getattr(getattr(model, "info", None), "name", None)
-        if not name:
-            raise ValueError(f"method object {model!r} has no name (set .name or .info.name)")
-        request = {"name": name, "weights": None, "config": dict(getattr(model, "config", {}) or {})}
-    if getattr(model, "has_weights", True) is False:  # fail before the run, not once per image
-        raise ValueError(f"method {name!r} needs weights: pass --weights {name}=FILE (weights= in MethodRequest), "
-                         f"or train them with `rainbench train --method {name}`")
-    config_hash = getattr(model, "config_hash", None) or hash_config(request)
-    return PreparedMethod(name, model, str(config_hash), request, item)
-
-
-def _prepare_metrics(items: Sequence[Any], device: Any, weights_dir: Path | None, niqe_model: Path | None) -> list[PreparedMetric]:
-    """Check every metric's weights first (fail before any work), then build them (never downloading)."""
-    names = [item for item in items if isinstance(item, str) and not (item == "niqe" and niqe_model is not None)]
-    if names:
-        from rainbench.weights import check
-
-        check(names, weights_dir)
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            from rainbench.metrics import create_metric
-
-            # Weights were checked above, so nothing needs fetching: a download here would be a bug.
-            item = create_metric(item, device=str(device), weights_dir=weights_dir, offline=True,
-                                 niqe_model=niqe_model if item == "niqe" else None)
-        spec = item.spec
-        spec_json = spec.to_json() if hasattr(spec, "to_json") else json.dumps(spec, sort_keys=True, default=str)
-        out.append(PreparedMetric(spec.name, item, bool(spec.needs_reference), bool(spec.lower_better), spec_json))
-    if len({m.name for m in out}) != len(out):
-        raise ValueError("the same metric is requested twice")
-    return out
 
 
 def _done_pairs(existing: pd.DataFrame, dataset: BenchDataset, methods: list[PreparedMethod], metrics: list[PreparedMetric]) -> set[tuple[str, str]]:
@@ -228,7 +168,7 @@ def run_benchmark(
     if not metrics:
         raise ValueError("no metrics to compute")
     niqe_model = Path(niqe_model) if niqe_model is not None else None
-    prepared_metrics = _prepare_metrics(list(metrics), device, weights_dir, niqe_model)
+    prepared_metrics = prepare_metrics(list(metrics), device, weights_dir, niqe_model)
     if not isinstance(dataset, BenchDataset):
         dataset = open_dataset(dataset, split, offline=offline)
     prepared = _prepare_methods(methods, device, include_identity)
@@ -271,9 +211,9 @@ def run_benchmark(
 
 def _prepare_methods(methods: Sequence[Any], device: Any, include_identity: bool) -> list[PreparedMethod]:
     """Create every requested method (identity first unless left out); refuse a name given twice."""
-    prepared = [_prepare_method(item, device) for item in methods]
+    prepared = [prepare_method(item, device) for item in methods]
     if include_identity and "identity" not in {m.name for m in prepared}:
-        prepared.insert(0, _prepare_method(MethodRequest("identity"), device))
+        prepared.insert(0, prepare_method(MethodRequest("identity"), device))
     if len({m.name for m in prepared}) != len(prepared):
         raise ValueError("the same method is requested twice (one run directory holds one config per method)")
     return prepared

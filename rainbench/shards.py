@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rainbench.batch import BatchRunner
+from rainbench.batch import BatchRunner, prepare_method, prepare_metrics
 from rainbench.data import BenchDataset
 from rainbench.results import ResultsWriter
 
@@ -95,7 +95,6 @@ class RemoteScorer:
         import torch
 
         from rainbench.data import DatasetError, open_dataset
-        from rainbench.runner import _prepare_method, _prepare_metrics
 
         torch.set_num_threads(max(1, self.threads))
         torch.manual_seed(self.seed)
@@ -104,8 +103,8 @@ class RemoteScorer:
             raise DatasetError(f"{self.source}: this worker sees dataset fingerprint {dataset.fingerprint}, the "
                                f"driver {self.fingerprint}; workers must read the same copy (docs/scale-out.md)")
         device = torch.device(self.device)
-        method = _prepare_method(self.method, device)
-        metrics = _prepare_metrics(self.metrics, device, Path(self.weights_dir) if self.weights_dir else None,
+        method = prepare_method(self.method, device)
+        metrics = prepare_metrics(self.metrics, device, Path(self.weights_dir) if self.weights_dir else None,
                                    Path(self.niqe_model) if self.niqe_model else None)
         out = Path(self.out)
         runner = BatchRunner([method], metrics, device, self.amp, out / "outputs" if self.save_outputs else None,

@@ -210,11 +210,11 @@ def test_tile_option_reaches_the_method_and_help_says_the_default():
     from click.testing import CliRunner
 
     from rainbench.cli import cli
-    from rainbench.runner import MethodRequest, _prepare_method
+    from rainbench.runner import MethodRequest, prepare_method
 
-    prepared = _prepare_method(MethodRequest("guided", tile=7), "cpu")
+    prepared = prepare_method(MethodRequest("guided", tile=7), "cpu")
     assert prepared.model.tile == 7 and prepared.request["tile"] == 7
-    assert _prepare_method(MethodRequest("guided"), "cpu").model.tile == baselines.info("guided").tile
+    assert prepare_method(MethodRequest("guided"), "cpu").model.tile == baselines.info("guided").tile
     for verb in ("derain", "run"):
         text = " ".join(CliRunner().invoke(cli, [verb, "--help"]).output.split())
         assert "run the whole image when its activations fit in free RAM / VRAM" in text, verb
