@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageFile
@@ -363,20 +363,31 @@ def to_uint8(batch) -> np.ndarray:
     return out.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def save_image(image: np.ndarray | Image.Image, path: str | os.PathLike, *, quality: int = 95) -> Path:
-    """Write an RGB image atomically (temporary file, then rename); format from the suffix.
+def save_image(image: np.ndarray | Image.Image, path: Any, *, quality: int = 95) -> Any:
+    """Write an RGB image atomically (temporary file, then rename; one PUT on remote storage); format from the suffix.
+
+    ``path`` is a local path or a :class:`collection.storage.Location`.
 
     An interrupted write never leaves a partial file under the final name, so "output exists"
     reliably means "output complete" for resumable runs.
     """
-    path = Path(path)
+    from collection.storage import Location
+
+    remote = isinstance(path, Location) and not path.local
+    if not remote:
+        path = Path(path.path if isinstance(path, Location) else path)
     img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(path.name)[1].lower()
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}.get(suffix)
     if fmt is None:
         raise ValueError(f"{path}: unsupported output format {suffix!r} (use .png, .jpg, .webp or .tif)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    if remote:  # shared storage (s3://, ...): one whole-file write
+        buffer = io.BytesIO()
+        img.save(buffer, format=fmt, **options)
+        path.write_bytes(buffer.getvalue())
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         img.save(handle, format=fmt, **options)
     return path

@@ -123,8 +123,18 @@ def output_lock(folder: str | os.PathLike, command: str | None = None) -> Iterat
     ``command`` names the holder in the other process's error (default: this process's argv).
     Raises :class:`OutputLockedError` at once when another writer holds it. A folder this call
     created and that is still empty when the block ends is removed again, so a command that fails
-    before writing anything leaves nothing behind.
+    before writing anything leaves nothing behind. A folder on a remote fsspec filesystem
+    (``s3://...``) has no file locks: one driver per run directory is then the user's rule.
     """
+    from collection.storage import Location, is_url
+
+    if is_url(folder):
+        where = Location(folder)
+        if not where.local:
+            log.debug("%s: remote storage has no file locks; writing without one", where)
+            yield where / LOCK_NAME
+            return
+        folder = where.path
     folder = Path(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)

@@ -217,8 +217,16 @@ def is_hub_id(text: str) -> bool:
 
 
 def open_dataset(source: str | Path, split: str = "test", *, offline: bool = False) -> BenchDataset:
-    """Open one split of a saved dataset directory, a Hub tree on disk, or a (cached) Hub id."""
+    """Open one split of a saved dataset directory (a path or an fsspec URL), a Hub tree on disk, or a (cached) Hub id."""
+    from collection.storage import Location, is_url
+
     text = str(source)
+    if is_url(text):
+        where = Location(text)
+        if not where.local:
+            return BenchDataset(_select_split(_load_remote(where), split, text), name=where.name, split=split,
+                                source=text)
+        text = where.path
     path = Path(text).expanduser()
     if path.exists():
         name = path.resolve().name
@@ -229,6 +237,19 @@ def open_dataset(source: str | Path, split: str = "test", *, offline: bool = Fal
     else:
         raise DatasetError(f"{text}: no such dataset directory (and not a Hub id of the form ORG/NAME)")
     return BenchDataset(_select_split(loaded, split, text), name=name, split=split, source=text)
+
+
+def _load_remote(where: Any) -> Any:
+    """A dataset saved by ``save_to_disk`` on an fsspec filesystem (s3://, gs://, memory://, ...)."""
+    import datasets
+
+    if not (where / "dataset_dict.json").exists() and not (where / "state.json").exists():
+        raise DatasetError(f"{where}: no saved dataset there (dataset_dict.json); on remote storage rainbench "
+                           "reads datasets written by `rainbench ingest` (save_to_disk)")
+    try:
+        return datasets.load_from_disk(str(where))
+    except Exception as exc:  # datasets and fsspec raise many types; the user needs the URL and the cause
+        raise DatasetError(f"{where}: cannot load the dataset: {exc}") from exc
 
 
 def _load_local(path: Path, label: str | None = None) -> Any:

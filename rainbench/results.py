@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from collection.files import atomic_path, atomic_write
+from collection.storage import Location
 from rainbench.data import SUBSET_COLUMNS
 
 PARTS_DIR = "results"
@@ -51,27 +51,35 @@ def _schema():
     return pa.schema([(name, types.get(name, text)) for name in COLUMNS])
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` atomically (temporary file in the same directory, then rename)."""
+def _write_parquet(frame: pd.DataFrame, target: Location) -> None:
+    """Write ``frame`` whole, atomically (:meth:`collection.storage.Location.write_bytes`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame[COLUMNS], schema=_schema(), preserve_index=False)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    target.write_bytes(sink.getvalue().to_pybytes())
 
 
-def _part_order(path: Path) -> tuple:
+def _read_parquet(source: Location) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(source.read_bytes())).to_pandas()
+
+
+def _part_order(part: Location) -> tuple:
     """Sort key of a part file: (generation, writer, sequence); older ``part-N`` names are writer ''."""
-    fields = path.stem.split("-")[1:]
+    fields = part.name.removesuffix(".parquet").split("-")[1:]
     generation = int(fields[0]) if fields and fields[0].isdigit() else -1
     sequence = int(fields[-1]) if len(fields) > 2 and fields[-1].isdigit() else 0
-    return generation, "-".join(fields[1:-1]) if len(fields) > 2 else "", sequence, path.name
+    return generation, "-".join(fields[1:-1]) if len(fields) > 2 else "", sequence, part.name
 
 
-def part_files(run_dir: str | Path) -> list[Path]:
+def part_files(run_dir: str | Path | Location) -> list[Location]:
     """The run's part files, oldest first."""
-    return sorted((Path(run_dir) / PARTS_DIR).glob("part-*.parquet"), key=_part_order)
+    return sorted((Location(run_dir) / PARTS_DIR).glob("part-*.parquet"), key=_part_order)
 
 
 def next_generation(run_dir: str | Path) -> int:
@@ -86,11 +94,11 @@ class ResultsWriter:
     distributed run share the driver's generation and differ by ``writer``.
     """
 
-    def __init__(self, run_dir: str | Path, generation: int | None = None, writer: str = "main"):
+    def __init__(self, run_dir: str | Path | Location, generation: int | None = None, writer: str = "main"):
         if not writer or not all(c.isalnum() or c in "_-" for c in writer):
             raise ValueError(f"writer name {writer!r} must be letters, digits, '_' or '-'")
-        self.parts = Path(run_dir) / PARTS_DIR
-        self.parts.mkdir(parents=True, exist_ok=True)
+        self.parts = Location(run_dir) / PARTS_DIR
+        self.parts.mkdir()
         self._rows: list[dict[str, Any]] = []
         self.generation = next_generation(run_dir) if generation is None else generation
         self.writer = writer
@@ -109,7 +117,7 @@ class ResultsWriter:
         """Rows queued but not yet on disk."""
         return len(self._rows)
 
-    def flush(self) -> Path | None:
+    def flush(self) -> Location | None:
         """Write the queued rows as the next part file; returns its path (None when nothing queued)."""
         if not self._rows:
             return None
@@ -125,17 +133,15 @@ class ResultsWriter:
         self.flush()
 
 
-def read_results(run_dir: str | Path) -> pd.DataFrame:
+def read_results(run_dir: str | Path | Location) -> pd.DataFrame:
     """All result rows of a run, one per (image, method, metric): the last written row wins."""
-    import pyarrow.parquet as pq
-
-    run_dir = Path(run_dir)
+    run_dir = Location(run_dir)
     parts = part_files(run_dir)
     if parts:
-        frames = [pq.read_table(p).to_pandas() for p in parts]
+        frames = [_read_parquet(p) for p in parts]
     elif (run_dir / CONSOLIDATED).exists():
-        frames = [pq.read_table(run_dir / CONSOLIDATED).to_pandas()]
-    elif run_dir.is_dir():
+        frames = [_read_parquet(run_dir / CONSOLIDATED)]
+    elif run_dir.is_dir() or not run_dir.local:  # an object store has no empty folders
         return pd.DataFrame({c: pd.Series(dtype=_schema().field(c).type.to_pandas_dtype()) for c in COLUMNS})
     else:
         raise ResultsError(f"{run_dir}: no such run directory")
@@ -147,22 +153,22 @@ def read_results(run_dir: str | Path) -> pd.DataFrame:
     return frame.sort_values(KEY, kind="stable").reset_index(drop=True)[COLUMNS]
 
 
-def run_dir_problem(run_dir: str | Path) -> str | None:
+def run_dir_problem(run_dir: str | Path | Location) -> str | None:
     """Why ``run_dir`` has nothing for a leaderboard (not a run directory, or no results yet); None when it has."""
-    run_dir = Path(run_dir)
-    if any((run_dir / PARTS_DIR).glob("part-*.parquet")) or (run_dir / CONSOLIDATED).is_file():
+    run_dir = Location(run_dir)
+    if part_files(run_dir) or (run_dir / CONSOLIDATED).is_file():
         return None
     if (run_dir / RUN_CONFIG).is_file():
         return "a run directory without results yet (the run stopped before its first flush?)"
     return f"not a run directory (no {RUN_CONFIG}, {PARTS_DIR}/ or {CONSOLIDATED}; `rainbench run --out` writes one)"
 
 
-def consolidate(run_dir: str | Path) -> Path:
+def consolidate(run_dir: str | Path | Location) -> Location:
     """Write ``RUN_DIR/results.parquet`` (every part merged, de-duplicated) and compact the parts into one."""
-    run_dir = Path(run_dir)
+    run_dir = Location(run_dir)
     frame = read_results(run_dir)
-    path = run_dir / CONSOLIDATED
-    _write_parquet(frame, path)
+    target = run_dir / CONSOLIDATED
+    _write_parquet(frame, target)
     old = part_files(run_dir)
     if len(old) > 1:
         # The compacted part gets the highest number, so if this is interrupted after it is
@@ -171,19 +177,19 @@ def consolidate(run_dir: str | Path) -> Path:
         writer.add(frame.to_dict("records"))
         writer.flush()
         for part in old:
-            part.unlink(missing_ok=True)
-    return path
+            part.unlink()
+    return target
 
 
-def write_run_config(run_dir: str | Path, config: dict[str, Any]) -> Path:
+def write_run_config(run_dir: str | Path | Location, config: dict[str, Any]) -> Location:
     """Write ``run.json`` atomically (sorted keys, so the same run writes the same file)."""
-    path = Path(run_dir) / RUN_CONFIG
-    return atomic_write(path, json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
+    target = Location(run_dir) / RUN_CONFIG
+    return target.write_bytes(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def read_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+def read_run_config(run_dir: str | Path | Location) -> dict[str, Any] | None:
     """The run's ``run.json`` (None for a directory that has none yet)."""
-    path = Path(run_dir) / RUN_CONFIG
+    path = Location(run_dir) / RUN_CONFIG
     if not path.exists():
         return None
     try:
@@ -217,7 +223,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def write_summary(run_dir: str | Path, frame: pd.DataFrame) -> Path:
+def write_summary(run_dir: str | Path | Location, frame: pd.DataFrame) -> Location:
     """Write ``RUN_DIR/summary.json``: ``{method: {metric: mean, metric_n: n, metric_failures: k}}``.
 
     Numeric leaves only (non-finite means become null), the shape DVC's metrics commands read.
@@ -231,4 +237,4 @@ def write_summary(run_dir: str | Path, frame: pd.DataFrame) -> Path:
         entry[str(row.metric)] = mean if mean is None or math.isfinite(mean) else None
         entry[f"{row.metric}_n"] = int(row.n)
         entry[f"{row.metric}_failures"] = int(row.failures)
-    return atomic_write(Path(run_dir) / "summary.json", json.dumps(nested, indent=2, sort_keys=True) + "\n")
+    return (Location(run_dir) / "summary.json").write_bytes(json.dumps(nested, indent=2, sort_keys=True) + "\n")

@@ -37,6 +37,7 @@ import pandas as pd
 
 from collection.engine import Group, LocalEngine
 from collection.lock import locks_output
+from collection.storage import Location
 from rainbench.batch import (  # noqa: F401 - MethodRequest, error_text, is_method_failure: part of the runner's API
     BatchRunner,
     MethodRequest,
@@ -125,7 +126,7 @@ def run_benchmark(
     dataset: str | Path | BenchDataset,
     methods: Sequence[MethodRequest | tuple | Any],
     metrics: Sequence[str | Any],
-    out: str | Path,
+    out: str | Path | Location,
     *,
     split: str = "test",
     device: str | Any = "cpu",
@@ -160,7 +161,7 @@ def run_benchmark(
     from rainbench.device import resolve_device
 
     started = time.perf_counter()
-    out = Path(out)
+    out = Location(out)
     device = device if isinstance(device, torch.device) else resolve_device(str(device))
     weights_dir = Path(weights_dir) if weights_dir is not None else None
     if not methods and not include_identity:
@@ -182,7 +183,7 @@ def run_benchmark(
         remote = RemoteScorer(
             source=_worker_source(dataset), split=dataset.split, offline=offline, fingerprint=dataset.fingerprint,
             method=None, metrics=list(metrics), device="cuda" if device.type == "cuda" else "cpu", amp=amp,
-            out=str(out.resolve()), generation=generation, base=base, batch_size=batch_size, flush_every=flush_every,
+            out=str(out), generation=generation, base=base, batch_size=batch_size, flush_every=flush_every,
             save_outputs=save_outputs, weights_dir=str(weights_dir) if weights_dir else None,
             niqe_model=str(niqe_model) if niqe_model else None, seed=torch.initial_seed())
         n_done = _execute_distributed(engine, remote, dataset, prepared, order, pending,
@@ -201,7 +202,7 @@ def run_benchmark(
     frame = read_results(out)
     write_summary(out, frame)
     return RunSummary(
-        run_dir=out, run_id=run_id, dataset=dataset.name, split=dataset.split,
+        run_dir=out.as_path() if out.local else out, run_id=run_id, dataset=dataset.name, split=dataset.split,
         dataset_fingerprint=dataset.fingerprint, n_images=int(dataset.meta["has_rainy"].sum()),
         n_processed=n_done, n_resumed=n_resumed, failures=failures_per_method(frame),
         failed_images=failed_images(frame), n_scored=int(frame["image_id"].nunique()), table=summary_table(frame),
@@ -219,7 +220,7 @@ def _prepare_methods(methods: Sequence[Any], device: Any, include_identity: bool
     return prepared
 
 
-def _write_run_config(out: Path, dataset: BenchDataset, prepared: list[PreparedMethod],
+def _write_run_config(out: Location, dataset: BenchDataset, prepared: list[PreparedMethod],
                       metrics: list[PreparedMetric], *, device: Any, batch_size: int, save_outputs: bool,
                       amp: bool) -> str:
     """Write ``run.json`` (merged with a previous run's into the same directory); returns the run id."""
@@ -240,7 +241,7 @@ def _write_run_config(out: Path, dataset: BenchDataset, prepared: list[PreparedM
     return run_id
 
 
-def _plan(out: Path, dataset: BenchDataset, prepared: list[PreparedMethod],
+def _plan(out: Location, dataset: BenchDataset, prepared: list[PreparedMethod],
           metrics: list[PreparedMetric]) -> tuple[dict[str, set[str]], list[int], int]:
     """What is left to do: {image id: methods pending}, the row indices in order, and images already complete."""
     done = _done_pairs(read_results(out), dataset, prepared, metrics)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collection.storage import Location
 from rainbench.batch import BatchRunner, prepare_method, prepare_metrics
 from rainbench.data import BenchDataset
 from rainbench.results import ResultsWriter
@@ -106,7 +107,7 @@ class RemoteScorer:
         method = prepare_method(self.method, device)
         metrics = prepare_metrics(self.metrics, device, Path(self.weights_dir) if self.weights_dir else None,
                                    Path(self.niqe_model) if self.niqe_model else None)
-        out = Path(self.out)
+        out = Location(self.out)
         runner = BatchRunner([method], metrics, device, self.amp, out / "outputs" if self.save_outputs else None,
                              self.base, dataset.meta)
         writer = ResultsWriter(out, self.generation, writer=f"{method.name}-{secrets.token_hex(3)}")

@@ -196,7 +196,8 @@ def test_run_on_ray_equals_local_to_the_last_digit(ray_engine, pairs, tmp_path):
     metrics = ["psnr", "ssim", "piqe"]
     kwargs = dict(batch_size=2, include_identity=False)
     local = run_benchmark(pairs, methods, metrics, tmp_path / "local", **kwargs)
-    remote = run_benchmark(pairs, methods, metrics, tmp_path / "ray", engine=ray_engine, **kwargs)
+    # dataset and run directory as fsspec URLs, as on shared storage
+    remote = run_benchmark(f"file://{pairs}", methods, metrics, f"file://{tmp_path}/ray", engine=ray_engine, **kwargs)
     a, b = _scores(tmp_path / "local"), _scores(tmp_path / "ray")
     assert len(a) == 2 * (4 * 2 + 5)  # 2 methods; psnr, ssim on the 4 pairs, piqe on the 5 rainy images
     assert a.drop(columns=["value"]).equals(b.drop(columns=["value"]))
@@ -250,6 +251,31 @@ def test_killed_ray_run_resumes_whichever_engine_finishes_it(ray_engine, pairs, 
     a, b = _scores(out), _scores(tmp_path / "whole")
     assert a.drop(columns=["value"]).equals(b.drop(columns=["value"]))
     np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+
+
+def test_run_reads_and_writes_fsspec_urls(pairs, tmp_path):
+    import datasets
+    import fsspec
+    from test_runner import FakeBrightness, FakeMethod, FakePSNR
+
+    from rainbench.cli import main
+
+    datasets.load_from_disk(str(pairs)).save_to_disk("memory://rainbench-test/data")
+    methods, metrics = [FakeMethod("half")], [FakePSNR(), FakeBrightness()]
+    local = run_benchmark(pairs, methods, metrics, tmp_path / "local", save_outputs=True)
+    remote = run_benchmark("memory://rainbench-test/data", methods, metrics, "memory://rainbench-test/run",
+                           save_outputs=True)
+    assert remote.dataset_fingerprint == local.dataset_fingerprint and str(remote.run_dir) == "memory://rainbench-test/run"
+    a, b = _scores(tmp_path / "local"), _scores("memory://rainbench-test/run")
+    assert a.drop(columns=["value"]).equals(b.drop(columns=["value"]))
+    np.testing.assert_array_equal(a["value"].to_numpy(), b["value"].to_numpy())
+    memory = fsspec.filesystem("memory")
+    saved = sorted(Path(p).name for p in memory.ls("/rainbench-test/run/outputs/half", detail=False))
+    assert saved == sorted(p.name for p in (tmp_path / "local" / "outputs" / "half").iterdir())
+    assert memory.cat_file("/rainbench-test/run/summary.json") == (tmp_path / "local" / "summary.json").read_bytes()
+    again = run_benchmark("memory://rainbench-test/data", methods, metrics, "memory://rainbench-test/run")
+    assert again.n_processed == 0 and again.n_resumed == local.n_processed
+    assert main(["run", "--dataset", "memory://rainbench-test/nothing", "--out", "memory://x/y", "-q"]) != 0
 
 
 # --- derain

@@ -255,6 +255,27 @@ class LazyChoice(click.Choice):
         pass  # click's __init__ assigns (); the real values come from ``load``
 
 
+class FolderOrURL(click.ParamType):
+    """A folder path, or an fsspec URL (``s3://bucket/run``, ``memory://...``) kept as written."""
+
+    name = "folder_or_url"
+
+    def convert(self, value, param, ctx):
+        """URLs stay text (a Path would fold ``//``); paths become Paths, and must not be files."""
+        if not isinstance(value, str) or "://" not in value:
+            path = Path(value).expanduser()
+            if path.exists() and not path.is_dir():
+                self.fail(f"{path}: is a file, not a folder", param, ctx)
+            return path
+        try:
+            import fsspec
+
+            fsspec.get_filesystem_class(value.split("://", 1)[0])
+        except (ImportError, ValueError) as exc:
+            self.fail(f"{value}: no fsspec filesystem for this URL ({exc})", param, ctx)
+        return value
+
+
 class ListOf(click.ParamType):
     """One value of a list option: ``a,b,c`` (the option is also repeatable); items checked against ``choices``."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rainbench.cli.common import (
+    FolderOrURL,
     ListOf,
     common_options,
     deprecated_option,
@@ -38,7 +39,8 @@ def _value(raw: str):
 @click.option("--config", "-c", "configs", multiple=True, metavar="[NAME.]KEY=VALUE",
               help="Method option (repeatable, or several in one quoted value); NAME. may be left out with one --method.")
 @click.option("--dataset", required=True, metavar="PATH_OR_HUB_ID",
-              help="Dataset dir from `rainbench ingest`, a Hub tree on disk, or a Hub id ORG/NAME.")
+              help="Dataset dir from `rainbench ingest` (a path or an fsspec URL), a Hub tree on disk, or a Hub id "
+                   "ORG/NAME.")
 @click.option("--split", default="test", show_default=True, metavar="NAME", help="Dataset split to score.")
 @click.option("--metric", "metric_names", multiple=True, type=ListOf(), metavar="NAME[,NAME...]",
               help=f"Metrics (repeatable or comma-separated; default {','.join(DEFAULT_METRICS)}; see "
@@ -59,8 +61,9 @@ def _value(raw: str):
 @click.option("--no-identity", is_flag=True, help="Do not score the rainy input as the `identity` method.")
 @click.option("--flush-every", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
               help="Write results to disk every N images (a crash loses at most that many).")
-@click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Run directory; re-running with the same directory resumes.")
+@click.option("--out", "-o", "out", required=True, type=FolderOrURL(), metavar="DIR",
+              help="Run directory, a path or an fsspec URL (s3://bucket/run, ...); re-running with the same "
+                   "directory resumes.")
 @tile_option("Applies to every --method.")
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
