@@ -184,8 +184,8 @@ def run_benchmark(
             source=_worker_source(dataset), split=dataset.split, offline=offline, fingerprint=dataset.fingerprint,
             method=None, metrics=list(metrics), device="cuda" if device.type == "cuda" else "cpu", amp=amp,
             out=str(out), generation=generation, base=base, batch_size=batch_size, flush_every=flush_every,
-            save_outputs=save_outputs, weights_dir=str(weights_dir) if weights_dir else None,
-            niqe_model=str(niqe_model) if niqe_model else None, seed=torch.initial_seed())
+            save_outputs=save_outputs, weights_dir=str(weights_dir.resolve()) if weights_dir else None,
+            niqe_model=str(niqe_model.resolve()) if niqe_model else None, seed=torch.initial_seed())
         n_done = _execute_distributed(engine, remote, dataset, prepared, order, pending,
                                       batch_size=batch_size, flush_every=flush_every, replicas=replicas,
                                       gpus=gpus_per_replica if gpus_per_replica is not None else float(device.type == "cuda"),

@@ -111,6 +111,21 @@ def test_a_failing_ray_worker_is_an_engine_error_naming_the_group(ray_engine):
         list(ray_engine.map([Group("probe", make, [[1]], replicas=1)]))
 
 
+def test_engine_flags_that_would_do_nothing_are_refused(tmp_path, capsys):
+    from rainbench.cli import main
+
+    (tmp_path / "src").mkdir()
+    assert main(["ingest", str(tmp_path / "src"), "--out", str(tmp_path / "o"), "--ray-address", "h:6379"]) == 2
+    assert "--ray-address needs --engine ray" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "src"), "--out", str(tmp_path / "o"), "--engine", "ray", "--workers", "0"]) == 2
+    assert main(["run", "--dataset", str(tmp_path), "--out", str(tmp_path / "r"), "--replicas", "2"]) == 2
+    assert "--replicas needs --engine ray" in capsys.readouterr().err
+    assert main(["run", "--dataset", str(tmp_path), "--out", str(tmp_path / "r"), "--engine", "ray",
+                 "--workers", "2"]) == 2
+    assert main(["derain", str(tmp_path / "src"), "-m", "guided", "-o", str(tmp_path / "d"),
+                 "--gpus-per-replica", "0.5"]) == 2
+
+
 # --- ingest
 
 

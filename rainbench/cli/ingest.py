@@ -93,6 +93,8 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
         specs.append(spec)
     from collection.lock import OutputLockedError
 
+    if common.engine == "ray" and common.workers == 0:
+        raise click.UsageError("--workers 0 probes in this process: not with --engine ray (give N >= 1 actors)")
     try:
         with common.open_engine() as engine, progress(common) as bar:
             options = IngestOptions(
