@@ -5,9 +5,9 @@ when an engine connects, so the local engine never pays for it).
 
 Ray places the actors (``num_cpus``/``num_gpus`` per replica, fractional GPUs allowed) and
 restarts a dead one once, retrying its shard (``max_restarts``/``max_task_retries``); this module
-only hands out shards. Every group gets its actors at once; when a cluster cannot hold them all,
-Ray keeps the rest pending and the actors of a group that has run out of shards are released, so
-the pending ones start. See docs/scale-out.md.
+only hands out shards, and only to actors that are up. Every group asks for its actors at once;
+when a cluster cannot hold them all, Ray keeps the rest pending and the actors of a group that has
+run out of shards are released, so the pending ones start. See docs/scale-out.md.
 """
 
 from __future__ import annotations
@@ -61,15 +61,20 @@ class RayEngine:
         address = address or os.environ.get("RAY_ADDRESS") or None
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                                       configure_logging=True)
-        try:
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=num_cpus, **kwargs)
-        except Exception as exc:  # ray raises ConnectionError, RuntimeError, ValueError here
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise EngineError(f"cannot start or reach {where}: {exc}") from exc
-        return cls(ray, owned=True)
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        for attempt in (1, 2):  # a busy machine can miss the start-up deadline once
+            try:
+                if address:
+                    ray.init(address=address, **kwargs)
+                else:
+                    ray.init(num_cpus=num_cpus, **kwargs)
+                return cls(ray, owned=True)
+            except Exception as exc:  # ray raises ConnectionError, RuntimeError, ValueError here
+                ray.shutdown()
+                if attempt == 2:
+                    raise EngineError(f"cannot start or reach {where}: {exc}") from exc
+                log.warning("%s did not come up (%s); trying once more", where, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def slots(self, num_cpus: float = 1.0, num_gpus: float = 0.0) -> int:
         """How many replicas needing ``num_cpus`` CPUs and ``num_gpus`` GPUs the cluster holds at once."""
@@ -100,12 +105,21 @@ class RayEngine:
             options = dict(num_cpus=group.num_cpus, num_gpus=group.num_gpus, max_restarts=1, max_task_retries=1)
             actors += [(actor_class.options(**options).remote(group.make), group) for _ in range(max(1, group.replicas))]
 
+        exhausted: set[str] = set()
+
         def next_shard(key: str) -> tuple[bool, Any]:
             if queues[key]:
                 return True, queues[key].popleft()
             for shard in iterators[key]:
                 return True, shard
+            exhausted.add(key)
             return False, None
+
+        def drop_idle_starters() -> None:
+            for ref, (actor, group) in list(starting.items()):
+                if group.key in exhausted:  # its group ran out of shards before it came up: never start it
+                    del starting[ref]
+                    ray.kill(actor)
 
         running: dict[Any, tuple[Any, Any, Any]] = {}  # object ref -> (actor, group, shard)
         load = {id(a): 0 for a, _ in actors}
@@ -120,28 +134,40 @@ class RayEngine:
             if load[id(actor)] == 0:
                 ray.kill(actor)  # its group is done: free its CPUs/GPU for pending actors
 
+        starting: dict[Any, tuple[Any, Any]] = {}  # ready ref -> (actor, group): shards go to live actors only
+        for actor, group in actors:
+            starting[actor.__ray_ready__.remote()] = (actor, group)
         try:
-            for actor, group in actors:
-                feed(actor, group)
-            while running:
-                ready, _ = ray.wait(list(running), num_returns=1)
-                actor, group, shard = running.pop(ready[0])
+            while running or starting:
+                ready, _ = ray.wait([*starting, *running], num_returns=1)
+                ref = ready[0]
+                if ref in starting:
+                    actor, group = starting.pop(ref)
+                    self._result(ref, group)  # raises when the actor could not be built
+                    feed(actor, group)
+                    drop_idle_starters()
+                    continue
+                actor, group, shard = running.pop(ref)
                 load[id(actor)] -= 1
-                try:
-                    result = ray.get(ready[0])
-                except ray.exceptions.RayActorError as exc:  # it could not start, or died (after one restart)
-                    raise EngineError(f"{group.key}: a Ray worker died: {_first_line(exc)}; finished shards are "
-                                      "kept, re-run to resume") from exc
-                except ray.exceptions.RayTaskError as exc:
-                    raise EngineError(f"{group.key}: a Ray worker failed: {_first_line(exc)}") from exc
-                yield group.key, shard, result
+                yield group.key, shard, self._result(ref, group)
                 feed(actor, group)
+                drop_idle_starters()
         finally:
             for actor, _ in actors:
                 try:
                     ray.kill(actor)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
+
+    def _result(self, ref: Any, group: Any) -> Any:
+        ray = self.ray
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as exc:  # it could not start, or died (after one restart)
+            raise EngineError(f"{group.key}: a Ray worker died: {_first_line(exc)}; finished shards are "
+                              "kept, re-run to resume") from exc
+        except ray.exceptions.RayTaskError as exc:
+            raise EngineError(f"{group.key}: a Ray worker failed: {_first_line(exc)}") from exc
 
     def close(self) -> None:
         """Shut down the local Ray instance this engine started (a joined cluster is left running)."""

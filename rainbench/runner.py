@@ -292,11 +292,16 @@ def _execute_distributed(engine: Any, remote: RemoteScorer, dataset: BenchDatase
     """One group of replicas per method, shards of whole batches; progress in images (pairs / methods)."""
     from dataclasses import replace
 
-    per_method = replicas or max(1, engine.slots(1.0, gpus) // max(1, len(prepared)))
-    groups = [Group(m.name, replace(remote, method=_portable(m.item)),
-                    method_shards(dataset, order, pending, m.name, batch_size, flush_every),
-                    replicas=per_method, num_cpus=1.0, num_gpus=gpus)
-              for m in prepared]
+    slots = engine.slots(1.0, gpus)
+    groups = []
+    for m in prepared:
+        rows = sum(1 for i in order if m.name in pending[dataset.meta["id"].iat[i]])
+        # Each method may fill the cluster (Ray holds the others' actors pending until it is done),
+        # but never with more replicas than it has shards.
+        groups.append(Group(m.name, replace(remote, method=_portable(m.item)),
+                            method_shards(dataset, order, pending, m.name, batch_size, flush_every),
+                            replicas=replicas or max(1, min(slots, -(-rows // flush_every))), num_cpus=1.0,
+                            num_gpus=gpus))
     total_pairs = sum(len(v) for v in pending.values())
     done_pairs = 0
     if progress is not None:

@@ -68,8 +68,9 @@ def _value(raw: str):
 @click.option("--allow-failures", is_flag=True,
               help="Exit 0 even when some images failed (default: exit 1, failures counted in the last line).")
 @click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
-              help="With --engine ray: workers (Ray actors) per method (default: the cluster's CPUs, or GPUs on "
-                   "CUDA, shared among the methods).")
+              help="With --engine ray: workers (Ray actors) per method (default: as many as the cluster holds at "
+                   "once, one CPU or --gpus-per-replica of a GPU each, at most one per shard; methods take turns "
+                   "when they do not all fit).")
 @click.option("--gpus-per-replica", type=click.FloatRange(min=0, max=1), default=None, metavar="F",
               help="With --engine ray on CUDA: the share of a GPU each worker takes, e.g. 0.25 for light methods "
                    "(default 1).")

@@ -18,7 +18,7 @@ import torch
 
 from rainbench.metrics.errors import MetricError
 from rainbench.metrics.specs import MetricSpec, get_spec
-from rainbench.metrics.ssim import ssim_downsampled, ssim_index
+from rainbench.metrics.ssim import image_mean, ssim_downsampled, ssim_index
 from rainbench.metrics.ycbcr import quantise_uint8, y_bt601_limited
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,9 @@ def _reference_scorer(name: str, psnr_model: torch.nn.Module | None):
         def score(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
             if name == "psnr":
                 pred, ref = y_bt601_limited(pred), y_bt601_limited(ref)
-            return psnr_model(pred / 255.0, ref / 255.0)
+            # pyiqa's psnr formula (data_range 1, eps 0) with a thread-count-independent mean
+            mse = image_mean((pred / 255.0 - ref / 255.0) ** 2)
+            return 10 * torch.log10(1.0 / mse)
         return score
     if name in ("ssim", "ssim_rgb"):
         def score(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,7 @@ _TABLE: dict[str, dict[str, Any]] = {
     "psnr": {
         "pyiqa_name": "psnr", "options": PSNR_OPTIONS, "color_space": YCBCR, "needs_reference": True,
         "implementation": "rainbench Y (MATLAB rgb2ycbcr, round half away from zero, float64) "
-                          "-> pyiqa psnr on the 1-channel Y",
+                          "-> pyiqa's psnr formula on the 1-channel Y (thread-independent float64 mean)",
     },
     "ssim": {
         "pyiqa_name": "ssim", "options": SSIM_OPTIONS, "color_space": YCBCR, "needs_reference": True,
@@ -73,7 +73,8 @@ _TABLE: dict[str, dict[str, Any]] = {
     },
     "psnr_rgb": {
         "pyiqa_name": "psnr", "options": PSNR_OPTIONS, "color_space": RGB, "needs_reference": True,
-        "implementation": "pyiqa psnr on uint8-quantised RGB (MSE over all channels)",
+        "implementation": "pyiqa's psnr formula on uint8-quantised RGB (MSE over all channels, "
+                          "thread-independent float64 mean)",
     },
     "ssim_rgb": {
         "pyiqa_name": "ssimc", "options": SSIM_OPTIONS, "color_space": RGB, "needs_reference": True,

@@ -70,9 +70,22 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, size: int = 11, sigma: float = 1.
     return ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
 
 
+def image_mean(t: torch.Tensor) -> torch.Tensor:
+    """Mean per image of an N x ... tensor, float64, with the same digits whatever torch's thread count.
+
+    torch splits one large sum among its threads, so the last digit of a whole-image mean depends
+    on how many there are (a local run and a one-CPU Ray actor would disagree at 1e-15). Rows are
+    summed one per thread (a fixed order), then the few row sums in numpy's fixed pairwise order.
+    """
+    n = t.shape[0]
+    rows = t.double().reshape(n, -1, t.shape[-1]).sum(dim=-1)
+    total = rows.cpu().numpy().sum(axis=1)
+    return torch.from_numpy(total / (t[0].numel())).to(t.device)
+
+
 def ssim_index(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean SSIM per image (averaged over channels too) -> float64 tensor [N]."""
-    return ssim_map(x, y).mean(dim=(1, 2, 3))
+    return image_mean(ssim_map(x, y))
 
 
 def downsample_factor(height: int, width: int) -> int:
