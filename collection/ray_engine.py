@@ -66,8 +66,8 @@ class RayEngine:
             try:
                 if address:
                     ray.init(address=address, **kwargs)
-                else:
-                    ray.init(num_cpus=num_cpus, **kwargs)
+                else:  # "local": a new instance, even beside a `ray start` head (which would refuse num_cpus)
+                    ray.init(address="local", num_cpus=num_cpus, **kwargs)
                 return cls(ray, owned=True)
             except Exception as exc:  # ray raises ConnectionError, RuntimeError, ValueError here
                 ray.shutdown()
