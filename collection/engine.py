@@ -58,10 +58,6 @@ class LocalEngine:
     def __init__(self, in_flight: int = 4):
         self.in_flight = in_flight
 
-    def slots(self, num_cpus: float = 1.0, num_gpus: float = 0.0) -> int:
-        """Replicas that fit at once; the local engine leaves the count to its caller (always 1)."""
-        return 1
-
     def map(self, groups: Sequence[Group]) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(group.key, shard, result)`` for every shard of every group, group after group."""
         for group in groups:

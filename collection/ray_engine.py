@@ -86,10 +86,6 @@ class RayEngine:
             fits.append(int(resources.get("GPU", 0) // num_gpus))
         return max(1, min(fits)) if fits else 1
 
-    def gpus(self) -> float:
-        """GPUs in the cluster (0 for a CPU-only one)."""
-        return float(self.ray.cluster_resources().get("GPU", 0))
-
     def map(self, groups: Sequence[Any]) -> Iterator[tuple[str, Any, Any]]:
         """Yield ``(group.key, shard, result)`` for every shard of every group, as shards finish."""
         ray = self.ray

@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from collection.engine import Group, LocalEngine
+from collection.engine import Group
 from collection.lock import locks_output
 from collection.storage import Location
 from rainbench.batch import (  # noqa: F401 - MethodRequest, error_text, is_method_failure: part of the runner's API
@@ -151,10 +151,11 @@ def run_benchmark(
     dataset (Hub ids resolve from the local cache only); metric weights are never downloaded here.
     The ``identity`` method (the rainy input) is added unless ``include_identity`` is false.
 
-    ``engine`` (:mod:`collection.engine`; default local) decides where the work runs. On a
-    distributed engine every method gets ``replicas`` workers (default: the cluster's slots shared
-    among the methods), each with ``gpus_per_replica`` of a GPU on CUDA (default 1) and one CPU;
-    ``workers`` then does not apply (workers decode their own shards).
+    ``engine`` (:mod:`collection.engine`; default local: this process, ``workers`` decoding) decides
+    where the work runs. On a distributed engine every method gets ``replicas`` workers (default: as
+    many as the cluster holds, at most one per shard; methods take turns), each with one CPU and
+    ``gpus_per_replica`` of a GPU on CUDA (default 1); ``workers`` then does not apply (workers
+    decode their own shards).
     """
     import torch
 
@@ -195,9 +196,8 @@ def run_benchmark(
                                    base, dataset.meta)
         if len(order) < SMALL_RUN:
             workers = 0  # forking a worker costs about a second of CPU; a small run decodes faster in-process
-        n_done = _execute_local(engine or LocalEngine(), batch_runner, dataset, order, pending,
-                                ResultsWriter(out, generation), batch_size=batch_size, workers=workers,
-                                flush_every=flush_every, progress=progress)
+        n_done = _execute_local(batch_runner, dataset, order, pending, ResultsWriter(out, generation),
+                                batch_size=batch_size, workers=workers, flush_every=flush_every, progress=progress)
     consolidate(out)
     frame = read_results(out)
     write_summary(out, frame)
@@ -263,7 +263,7 @@ def _plan(out: Location, dataset: BenchDataset, prepared: list[PreparedMethod],
     return pending, order, n_resumed
 
 
-def _execute_local(engine: LocalEngine, batch_runner: BatchRunner, dataset: BenchDataset, order: list[int],
+def _execute_local(batch_runner: BatchRunner, dataset: BenchDataset, order: list[int],
                    pending: dict[str, set[str]], writer: ResultsWriter, *, batch_size: int, workers: int,
                    flush_every: int, progress: ProgressCallback | None) -> int:
     """One shard of every pending row, all methods at once, in this process; returns the images processed."""
@@ -279,9 +279,7 @@ def _execute_local(engine: LocalEngine, batch_runner: BatchRunner, dataset: Benc
         progress(0, total)
     scorer = Scorer(dataset, batch_runner, writer, batch_size=batch_size, flush_every=flush_every,
                     decode_workers=workers, progress=advance)
-    shard = Shard(dataset.size_batches(order, batch_size), pending)
-    for _ in engine.map([Group("run", lambda: scorer, [shard])]):
-        pass
+    scorer(Shard(order, pending))
     return done[0]
 
 
@@ -295,7 +293,7 @@ def _execute_distributed(engine: Any, remote: RemoteScorer, dataset: BenchDatase
     slots = engine.slots(1.0, gpus)
     groups = []
     for m in prepared:
-        rows = sum(1 for i in order if m.name in pending[dataset.meta["id"].iat[i]])
+        rows = sum(m.name in methods for methods in pending.values())
         # Each method may fill the cluster (Ray holds the others' actors pending until it is done),
         # but never with more replicas than it has shards.
         groups.append(Group(m.name, replace(remote, method=_portable(m.item)),

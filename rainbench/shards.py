@@ -26,15 +26,10 @@ from rainbench.results import ResultsWriter
 
 @dataclass
 class Shard:
-    """Rows to work through: size-homogeneous batches of row indices and the methods pending per image id."""
+    """Rows to work through (whole size-grouped batches, in batch order) and the methods pending per image id."""
 
-    batches: list[list[int]]
+    indices: list[int]
     pending: dict[str, set[str]]
-
-    @property
-    def indices(self) -> list[int]:
-        """Every row index of the shard, in batch order."""
-        return [i for batch in self.batches for i in batch]
 
     @property
     def pairs(self) -> int:
@@ -119,11 +114,11 @@ def method_shards(dataset: BenchDataset, order: list[int], pending: dict[str, se
     """Shards of about ``shard_images`` images pending for ``method``, made of whole size-grouped batches."""
     ids = dataset.meta["id"]
     rows = [i for i in order if method in pending[ids.iat[i]]]
-    batches: list[list[int]] = []
+    indices: list[int] = []
     for batch in dataset.size_batches(rows, batch_size):
-        batches.append(batch)
-        if sum(map(len, batches)) >= shard_images:
-            yield Shard(batches, {ids.iat[i]: {method} for b in batches for i in b})
-            batches = []
-    if batches:
-        yield Shard(batches, {ids.iat[i]: {method} for b in batches for i in b})
+        indices += batch
+        if len(indices) >= shard_images:
+            yield Shard(indices, {ids.iat[i]: {method} for i in indices})
+            indices = []
+    if indices:
+        yield Shard(indices, {ids.iat[i]: {method} for i in indices})

@@ -60,6 +60,12 @@ class Common:
             return self.workers
         return engine.slots() if engine is not None and engine.distributed else cpu_budget()
 
+    def ray_only(self, **flags: Any) -> None:
+        """Refuse options of the Ray engine (``--flag-name``: value) given without ``--engine ray``."""
+        for name, value in flags.items():
+            if value is not None and self.engine != "ray":
+                raise click.UsageError(f"--{name.replace('_', '-')} needs --engine ray")
+
     @contextmanager
     def open_engine(self) -> Iterator[Any]:
         """The engine of ``--engine``/``--ray-address`` (:mod:`collection.engine`), closed on exit."""
@@ -262,7 +268,9 @@ class FolderOrURL(click.ParamType):
 
     def convert(self, value, param, ctx):
         """URLs stay text (a Path would fold ``//``); paths become Paths, and must not be files."""
-        if not isinstance(value, str) or "://" not in value:
+        from collection.storage import is_url
+
+        if not isinstance(value, str) or not is_url(value):
             path = Path(value).expanduser()
             if path.exists() and not path.is_dir():
                 self.fail(f"{path}: is a file, not a folder", param, ctx)

@@ -75,10 +75,7 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
             f"`rainbench train --method {method_name}`")
     if tile is not None:
         method.tile = tile
-    if common.engine != "ray":
-        for flag, value in (("--replicas", replicas), ("--gpus-per-replica", gpus_per_replica)):
-            if value is not None:
-                raise click.UsageError(f"{flag} needs --engine ray")
+    common.ray_only(replicas=replicas, gpus_per_replica=gpus_per_replica)
     gpus = gpus_per_replica if gpus_per_replica is not None else float(device.type == "cuda")
     remote = RemoteDerainer(method_name, str(weights.resolve()) if weights else None, dict(options), tile,
                             "cuda" if device.type == "cuda" else "cpu", common.seed, overwrite)

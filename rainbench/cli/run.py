@@ -106,11 +106,8 @@ def command(common, methods, weights, configs, dataset, split, metric_names, bat
                               tile=tile)
                 for n in names]
     torch.manual_seed(common.seed)
-    if common.engine != "ray":
-        for flag, value in (("--replicas", replicas), ("--gpus-per-replica", gpus_per_replica)):
-            if value is not None:
-                raise click.UsageError(f"{flag} needs --engine ray")
-    elif common.workers is not None:
+    common.ray_only(replicas=replicas, gpus_per_replica=gpus_per_replica)
+    if common.engine == "ray" and common.workers is not None:
         raise click.UsageError("--workers is for --engine local; with --engine ray use --replicas")
 
     try:

@@ -89,7 +89,7 @@ def _build_pyiqa(pyiqa_name: str, device: torch.device, **options) -> torch.nn.M
     return model
 
 
-def _reference_scorer(name: str, psnr_model: torch.nn.Module | None):
+def _reference_scorer(name: str):
     """The score function of a reference metric on uint8-valued (0..255 float64) batches."""
 
     if name in ("psnr", "psnr_rgb"):
@@ -125,14 +125,15 @@ def create_metric(name: str, device: str | torch.device = "cpu", weights_dir: st
     dev = torch.device(device)
     options = dict(spec.options)
     if spec.name in ("psnr", "psnr_rgb"):
+        # The score is computed by rainbench (pyiqa's formula); pyiqa's model gives its direction.
         model = _build_pyiqa("psnr", dev, **options)
         spec = spec.replace(lower_better=bool(model.lower_better))
-        return Metric(spec, _reference_scorer(spec.name, model), dev, model)
+        return Metric(spec, _reference_scorer(spec.name), dev, model)
     if spec.name in ("ssim", "ssim_rgb", "ssim_ds"):
         # The map is computed by rainbench; pyiqa's model is built only for its direction.
         model = _build_pyiqa(spec.pyiqa_name, dev)
         spec = spec.replace(lower_better=bool(model.lower_better))
-        return Metric(spec, _reference_scorer(spec.name, None), dev, model)
+        return Metric(spec, _reference_scorer(spec.name), dev, model)
 
     if spec.name == "niqe" and niqe_model is not None:
         path = Path(niqe_model).expanduser()
