@@ -77,7 +77,9 @@ class ChangedDuringIngest(Exception):
 def image_bytes(file: str, region: Any = None, frame_time: float | None = None, max_pixels: int | None = None) -> bytes:
     """The bytes stored for one image: the file itself, or PNG for a crop region or video frame."""
     if region is None and frame_time is None:
-        with open(file, "rb") as handle:
+        from collection.storage import open_source
+
+        with open_source(file) as handle:
             return handle.read()
     task = ProbeTask(key=file, file=file, region=tuple(region) if region is not None else None, frame_time=frame_time)
     return derived_bytes(task, max_pixels) if max_pixels is not None else derived_bytes(task)

@@ -80,7 +80,7 @@ def fixed_splits(frame: pd.DataFrame, split: str | None, split_file: Path | None
 def _identity(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """sha256, pixel hash and pHash of each row's identity image: a pair's clean image, else its own."""
     by_key = frame.set_index("key")[["sha256", "pixel_hash", "phash"]]
-    clean = rows["clean_key"].where(rows["role"] == "pair")
+    clean = rows["clean_key"].astype(object).where(rows["role"] == "pair")  # all-None columns arrive as float64
     looked = by_key.reindex(clean.fillna("").tolist())
     looked.index = rows.index
     own = rows[["sha256", "pixel_hash", "phash"]]

@@ -164,7 +164,9 @@ def read_exif(source: Source, *, keep_gps: bool = False) -> tuple[dict[str, Any]
     warnings: list[str] = []
     try:
         if isinstance(source, (str, os.PathLike)):
-            with open(source, "rb") as handle:
+            from collection.storage import open_source
+
+            with open_source(source) as handle:
                 head = handle.read(_HEAD)
                 handle.seek(0)
                 tags = exifread.process_file(handle, details=False)

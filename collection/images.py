@@ -107,6 +107,20 @@ def _name(source: Source, name: str | None) -> str:
     return getattr(source, "name", "<bytes>")
 
 
+def _fetch(url: str, label: str) -> bytes:
+    """The bytes of a file named by a URL (:mod:`collection.storage`), errors as ImageLoadError."""
+    from collection.storage import Location
+
+    try:
+        return Location(url).read_bytes()
+    except FileNotFoundError:
+        raise ImageLoadError(label, "file not found") from None
+    except PermissionError:
+        raise ImageLoadError(label, "permission denied (file is not readable)") from None
+    except OSError as exc:
+        raise ImageLoadError(label, f"cannot read: {exc}") from None
+
+
 def _open(source: Source, label: str) -> Image.Image:
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
@@ -181,6 +195,8 @@ def decode(
     label = _name(source, name)
     if reduce not in (1, 2, 4, 8):
         raise ValueError(f"reduce must be 1, 2, 4 or 8, got {reduce}")
+    if isinstance(source, str) and "://" in source:
+        source = _fetch(source, label)
     img = _open(source, label)
     try:
         width, height = img.size

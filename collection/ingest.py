@@ -20,8 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +38,12 @@ from collection.curate import DEFAULT_SPLIT  # noqa: F401 - re-exported: part of
 from collection.files import atomic_write
 from collection.images import DEFAULT_MAX_PIXELS
 from collection.layouts.tree import text_name
-from collection.lock import locks_output
+from collection.lock import output_lock
 from collection.manifest import (
     CACHE_DIR,
     ProbeCache,
     cache_key,
+    file_version,
     manifest_table,
     stored_digest,
     table_digest,
@@ -52,30 +52,10 @@ from collection.manifest import (
 from collection.probe import ProbeOptions, ProbeTask, probe_all
 from collection.quality import failed_filter, parse_filter
 from collection.scenes import DEFAULT_SESSION_GAP_S
+from collection.sources import Progress, SourceSpec, discover  # noqa: F401 - SourceSpec: part of the ingest API
+from collection.storage import Location, is_url
 
 log = logging.getLogger(__name__)
-
-
-Progress = Callable[[str, int, "int | None"], None]
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """One source folder and how to read it."""
-
-    path: Path
-    name: str | None = None
-    layout: str = "auto"
-    tags: dict[str, str] = field(default_factory=dict)
-    sidecar: Path | None = None
-
-    @classmethod
-    def parse(cls, text: str, **kwargs: Any) -> SourceSpec:
-        """``PATH`` or ``NAME=PATH`` (a name without path separators before the first ``=``)."""
-        name, sep, path = text.partition("=")
-        if sep and name and "/" not in name and os.sep not in name and not Path(text).exists():
-            return cls(path=Path(path), name=name, **kwargs)
-        return cls(path=Path(text), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -101,7 +81,7 @@ class IngestOptions:
 class IngestSummary:
     """What a run did and what the dataset holds."""
 
-    out: Path
+    out: Path | str
     files: int
     probed: int
     cached: int
@@ -110,76 +90,8 @@ class IngestSummary:
     splits: dict[str, int]
     fingerprint: str
     rebuilt: bool
-    manifest: Path
-    report: Path
-
-
-def _entry_key(source: str, path: str, region: Any) -> str:
-    from collection.layouts import text_name
-
-    return text_name(f"{source}/{path}" + (f"#region={','.join(map(str, region))}" if region else ""))
-
-
-def _skip_reason(text: str) -> str:
-    """The manifest reason code of a layout's skip reason."""
-    from collection import layouts
-
-    if text.startswith(layouts.BROKEN_LINK):
-        return "broken_link"
-    if text.startswith(layouts.LINK_LOOP):
-        return "link_loop"
-    if text == layouts.UNSUPPORTED or text.startswith(layouts.NOT_A_FILE):
-        return "unsupported"
-    return "not_in_layout"
-
-
-def _relative(path: Path, root: Path) -> str:
-    """``path`` relative to the source root, POSIX style (the path itself if it lies elsewhere)."""
-    for base in (root.resolve(), root.absolute()):
-        try:
-            return path.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    return path.as_posix()
-
-
-def _discover(sources: list[SourceSpec], fps: float, progress: Progress, out: Path | None = None):
-    """Items and file entries (one per distinct file side to probe) of every source.
-
-    The output folder is never read as a source (an ``--out`` inside a source would otherwise
-    ingest its own report). File names that are not UTF-8 are kept, escaped in ``key`` and ``path``.
-    """
-    from collection import layouts
-
-    rows, entries, skipped = [], {}, []
-    for n, spec in enumerate(sources, 1):
-        root = Path(spec.path)
-        name = spec.name or root.resolve().name
-        found = layouts.survey(root, spec.layout, name, spec.tags, spec.sidecar, fps,
-                               exclude=(out,) if out is not None else ())
-        for item in found.items:
-            rainy_key = clean_key = None
-            if item.role in ("pair", "rainy"):
-                rainy_key = _entry_key(item.source, item.path, item.region)
-                entries.setdefault(rainy_key, dict(side="rainy", path=layouts.text_name(item.path), file=str(item.file),
-                                                   region=item.region, frame_time=item.frame_time, item=item))
-            if item.role == "pair":
-                clean_key = _entry_key(item.source, item.clean_path, item.clean_region)
-                entries.setdefault(clean_key, dict(side="clean", path=layouts.text_name(item.clean_path),
-                                                   file=str(item.clean_file),
-                                                   region=item.clean_region, frame_time=None, item=item))
-            if item.role == "clean":
-                clean_key = _entry_key(item.source, item.path, item.region)
-                entries.setdefault(clean_key, dict(side="clean", path=layouts.text_name(item.path), file=str(item.file),
-                                                   region=item.region, frame_time=item.frame_time, item=item))
-            rows.append(dict(item=item, rainy_key=rainy_key, clean_key=clean_key))
-        for path, reason in found.skipped:
-            rel = layouts.text_name(_relative(Path(path), root))
-            skipped.append(dict(key=f"{name}/{rel}", source=name, layout=found.layout, path=rel, file=layouts.text_name(str(path)),
-                                status="quarantined", detail=layouts.text_name(f"{path}: {reason}"),
-                                reason=_skip_reason(reason)))
-        progress("discover", n, len(sources))
-    return rows, entries, skipped
+    manifest: Path | str
+    report: Path | str
 
 
 def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress, engine: Any) -> tuple[dict, int, int]:
@@ -190,10 +102,10 @@ def _probe(entries: dict, out: Path, options: IngestOptions, progress: Progress,
     for key in sorted(entries):
         entry = entries[key]
         try:
-            st = os.stat(entry["file"])
-            ckey = cache_key(entry["file"], st, entry["region"], entry["frame_time"])
+            ckey = cache_key(entry["file"], file_version(entry["file"]), entry["region"], entry["frame_time"])
         except OSError as exc:
-            records[key] = dict(status="quarantined", reason="unreadable", detail=f"{entry['file']}: {exc.strerror}")
+            records[key] = dict(status="quarantined", reason="unreadable",
+                                detail=f"{entry['file']}: {exc.strerror or exc}")
             continue
         hit = cache.get(ckey)
         if hit is not None:
@@ -306,10 +218,9 @@ def _dataset_rows(frame: pd.DataFrame, keep_gps: bool) -> dict[str, list[dict[st
     return out
 
 
-@locks_output("out")  # one writer per output folder: a second ingest into it fails at once, naming the first
 def ingest(
     sources: list[SourceSpec],
-    out: Path,
+    out: str | os.PathLike,
     options: IngestOptions = IngestOptions(),
     progress: Progress | None = None,
     engine: Any = None,
@@ -317,23 +228,48 @@ def ingest(
     """Curate ``sources`` into ``out`` (DatasetDict, manifest.parquet, report/); see the module docstring.
 
     The probe stage runs on ``engine`` (:mod:`collection.engine`; default: local processes) with
-    ``options.workers`` replicas; everything else runs here and sees only probe records.
+    ``options.workers`` replicas; everything else runs here and sees only probe records. ``out`` and
+    the sources may be fsspec URLs; a remote ``out`` is curated in a local stage
+    (:mod:`collection.mirror`) and brought in line with it after the run.
     """
+    # One writer per output folder: a second ingest into it fails at once, naming the first.
+    if not (is_url(out) and not Location(out).local):
+        with output_lock(Location(out).as_path()):
+            return _ingest(sources, Location(out).as_path(), options, progress, engine)
+    from dataclasses import replace
+
+    from collection import mirror
+
+    remote = Location(out)
+    stage = mirror.stage_for(remote)
+    rebuilt = False
+    with output_lock(stage):  # the stage, not the URL: object stores have no locks (docs/scale-out.md)
+        since = mirror.pull(remote, stage)
+        try:
+            summary = _ingest(sources, stage, options, progress, engine, exclude=str(remote))
+            rebuilt = summary.rebuilt
+        finally:  # an interrupted run still hands its finished probes to the next one, wherever it runs
+            mirror.push(stage, remote, since, dataset=rebuilt)
+    return replace(summary, out=str(remote), manifest=str(remote / "manifest.parquet"),
+                   report=str(remote / "report" / "report.md"))
+
+
+def _ingest(sources: list[SourceSpec], out: Path, options: IngestOptions, progress: Progress | None, engine: Any,
+            exclude: str | None = None) -> IngestSummary:
     from collection.report import write_report
 
     progress = progress or (lambda stage, done, total: None)
-    out = Path(out)
     if not sources:
         raise ValueError("no sources given")
     for spec in sources:
-        if not Path(spec.path).is_dir():
+        if not (Location(spec.path).is_dir() if is_url(spec.path) else Path(spec.path).is_dir()):
             raise FileNotFoundError(f"{spec.path}: source folder not found")
     for text in options.filters:
         parse_filter(text)  # fail before any work on a bad --filter
     if options.duplicates not in curate.DUPLICATE_POLICIES:
         raise ValueError(f"duplicates={options.duplicates!r}; expected one of {', '.join(curate.DUPLICATE_POLICIES)}")
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-    rows, entries, skipped = _discover(sources, options.fps, progress, out)
+    rows, entries, skipped = discover(sources, options.fps, progress, exclude or out)
     records, probed, cached = _probe(entries, out, options, progress, engine)
     frame = _files_frame(rows, entries, records, skipped, options)
     progress("curate", 0, 2)

@@ -88,9 +88,21 @@ MANIFEST_COLUMNS: dict[str, pa.DataType] = {
 """Columns of ``manifest.parquet`` and their Arrow types."""
 
 
-def cache_key(file: str | os.PathLike, st: os.stat_result, region: Any = None, frame_time: float | None = None) -> str:
-    """The cache key of a file version (and crop region or frame): a compact JSON string."""
-    version = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+def file_version(file: str | os.PathLike) -> list:
+    """What changes when a file does: size, mtime, ctime and inode locally; size and the store's stamp for a URL.
+
+    Raises OSError when the file cannot be read.
+    """
+    from collection.storage import Location, is_url
+
+    if is_url(file) and not Location(file).local:
+        return list(Location(file).version())
+    st = os.stat(Location(file).path if is_url(file) else file)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def cache_key(file: str | os.PathLike, version: list, region: Any = None, frame_time: float | None = None) -> str:
+    """The cache key of a file version (:func:`file_version`; and crop region or frame): a compact JSON string."""
     return json.dumps([os.fspath(file), *version, list(region) if region else None, frame_time],
                       separators=(",", ":"))
 

@@ -36,6 +36,7 @@ from collection.files import sha256_file
 from collection.images import DEFAULT_MAX_PIXELS, ImageLoadError, decode
 from collection.phash import phash64, pixel_hash
 from collection.quality import pick_reduce, quality, working_image
+from collection.storage import is_url, open_source, source_size
 
 PROBE_VERSION = "2"
 """Bumped whenever a probe record changes meaning, so stale cache entries are not reused."""
@@ -102,8 +103,8 @@ def _read_once(path: str, size: int) -> tuple[str, Any]:
     Decoding the very bytes that were hashed means a file rewritten mid-probe cannot give a record
     whose hash describes one version and whose pixels another.
     """
-    if size <= _IN_MEMORY:
-        with open(path, "rb") as handle:
+    if size <= _IN_MEMORY or is_url(path):  # a remote file is fetched once whatever its size
+        with open_source(path) as handle:
             data = handle.read()
         return hashlib.sha256(data).hexdigest(), data
     return sha256_file(path), path
@@ -158,13 +159,13 @@ def _probe(task: ProbeTask, options: ProbeOptions) -> dict[str, Any]:
     record: dict[str, Any] = {"status": "ok", "reason": None, "detail": None, "warnings": None}
     record.update(empty_exif(options.keep_gps))
     try:
-        size = os.path.getsize(task.file)
+        size = source_size(task.file)
     except OSError as exc:
         return _quarantine(record, "unreadable", f"{task.file}: {exc.strerror or exc}")
     record["size"] = size
     if size == 0:
         return _quarantine(record, "empty", f"{task.file}: empty file (0 bytes)")
-    if not os.access(task.file, os.R_OK):
+    if not is_url(task.file) and not os.access(task.file, os.R_OK):
         return _quarantine(record, "unreadable", f"{task.file}: permission denied (file is not readable)")
     try:
         derived = task.region is not None or task.frame_time is not None
@@ -198,7 +199,8 @@ def _probe(task: ProbeTask, options: ProbeOptions) -> dict[str, Any]:
     record["phash"] = f"{phash64(work):016x}"
     record.update(quality(work))
     if task.frame_time is None:  # a video frame has no EXIF of its own
-        fields, warnings = read_exif(task.file, keep_gps=options.keep_gps)
+        # The bytes already read (a region's own file otherwise): a remote file is fetched once.
+        fields, warnings = read_exif(task.file if derived else source, keep_gps=options.keep_gps)
         record.update(fields)
         record["warnings"] = "; ".join(warnings) or None
     record["seconds"] = time.perf_counter() - start

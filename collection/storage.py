@@ -71,6 +71,18 @@ class Location:
         """The last component of the path."""
         return self.path.rstrip("/").rsplit("/", 1)[-1]
 
+    @property
+    def parent(self) -> Location:
+        """The folder holding this entry."""
+        up = Location.__new__(Location)
+        up.fs, up.protocol = self.fs, self.protocol
+        up.path = self.path.rstrip("/").rsplit("/", 1)[0] or "/"
+        return up
+
+    def url(self) -> str:
+        """A name that reopens this entry anywhere: the local path, or ``PROTOCOL://PATH``."""
+        return str(self)
+
     def exists(self) -> bool:
         """True when a file or folder is there."""
         return bool(self.fs.exists(self.path))
@@ -97,6 +109,35 @@ class Location:
             out.append(entry)
         return out
 
+    def find(self) -> list[tuple[str, str]]:
+        """Every entry below this folder, ``(relative POSIX path, "file" | "directory")``, in one listing."""
+        base = self.path.rstrip("/") + "/"
+        found = self.fs.find(self.path, withdirs=True, detail=True)
+        out = []
+        for path, info in found.items():
+            path = path.rstrip("/")
+            rel = path[len(base):] if path.startswith(base) else None
+            if rel:
+                out.append((rel, "directory" if info.get("type") == "directory" else "file"))
+        return sorted(out)
+
+    def size(self) -> int:
+        """The file's size in bytes (raises FileNotFoundError when it is not there)."""
+        return int(self.fs.info(self.path)["size"])
+
+    def version(self) -> tuple:
+        """What changes when the file does: size and the store's modification time or ETag."""
+        info = self.fs.info(self.path)
+        stamp = next((info[k] for k in ("mtime", "LastModified", "last_modified", "updated", "ETag", "etag",
+                                       "md5Hash", "created") if info.get(k) is not None), None)
+        return int(info["size"]), str(stamp)
+
+    def open(self, mode: str = "rb"):
+        """An open file object (binary unless ``mode`` says text, then UTF-8, strict)."""
+        if "b" in mode:
+            return self.fs.open(self.path, mode)
+        return self.fs.open(self.path, mode, encoding="utf-8", errors="strict")
+
     def read_bytes(self) -> bytes:
         """The file's bytes."""
         return self.fs.cat_file(self.path)
@@ -122,3 +163,24 @@ class Location:
             self.fs.rm_file(self.path)
         except FileNotFoundError:
             pass
+
+
+def portable(name: str | os.PathLike) -> str:
+    """A name workers elsewhere can open: an existing local path made absolute; URLs, Hub ids and the rest as given."""
+    text = os.fspath(name)
+    if is_url(text):
+        return text
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def open_source(file: str | os.PathLike, mode: str = "rb"):
+    """Open a file named by a local path or a URL (the ``file`` of a source item), for reading."""
+    if is_url(file):
+        return Location(file).open(mode)
+    return open(file, mode) if "b" in mode else open(file, mode, encoding="utf-8", errors="strict")
+
+
+def source_size(file: str | os.PathLike) -> int:
+    """Size in bytes of a file named by a local path or a URL."""
+    return Location(file).size() if is_url(file) else os.path.getsize(file)

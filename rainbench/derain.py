@@ -28,12 +28,13 @@ class FileResult:
 
 
 def derain_file(method: Any, source: str | Path, target: str | Path) -> None:
-    """Decode, derain and save one image (atomically)."""
+    """Decode, derain and save one image (atomically); either may be a local path or an fsspec URL."""
     from collection.images import decode, save_image, to_tensor, to_uint8
+    from collection.storage import Location
 
-    image = decode(Path(source)).image
+    image = decode(str(source)).image
     result = method.derain(to_tensor(image))
-    save_image(to_uint8(result)[0], Path(target))
+    save_image(to_uint8(result)[0], Location(target))
 
 
 def one_line(source: str | Path, exc: BaseException) -> str:
@@ -52,11 +53,12 @@ class FileDerainer:
         self.method, self.overwrite = method, overwrite
 
     def __call__(self, jobs: list[tuple[str, str]]) -> list[FileResult]:
+        from collection.storage import Location
         from rainbench.batch import is_method_failure
 
         results = []
         for source, target in jobs:
-            if Path(target).exists() and not self.overwrite:
+            if Location(target).exists() and not self.overwrite:
                 results.append(FileResult(source, target, "skipped"))
                 continue
             try:

@@ -11,6 +11,11 @@ class DeviceError(ValueError):
     """The requested device is malformed or not present on this machine."""
 
 
+def worker_device(device) -> str:
+    """The device name a worker elsewhere is given: ``cuda`` (whichever GPU its scheduler assigned) or ``cpu``."""
+    return "cuda" if device.type == "cuda" else "cpu"
+
+
 def resolve_device(spec: str = "auto"):
     """Return the ``torch.device`` for ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (auto prefers CUDA)."""
     import torch

@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import pandas as pd
 
 from collection.engine import Group
 from collection.lock import locks_output
-from collection.storage import Location
+from collection.storage import Location, portable
 from rainbench.batch import (  # noqa: F401 - MethodRequest, error_text, is_method_failure: part of the runner's API
     BatchRunner,
     MethodRequest,
@@ -159,7 +159,7 @@ def run_benchmark(
     """
     import torch
 
-    from rainbench.device import resolve_device
+    from rainbench.device import resolve_device, worker_device
 
     started = time.perf_counter()
     out = Location(out)
@@ -182,8 +182,8 @@ def run_benchmark(
     generation = next_generation(out)
     if engine is not None and engine.distributed:
         remote = RemoteScorer(
-            source=_worker_source(dataset), split=dataset.split, offline=offline, fingerprint=dataset.fingerprint,
-            method=None, metrics=list(metrics), device="cuda" if device.type == "cuda" else "cpu", amp=amp,
+            source=portable(dataset.source), split=dataset.split, offline=offline, fingerprint=dataset.fingerprint,
+            method=None, metrics=list(metrics), device=worker_device(device), amp=amp,
             out=str(out), generation=generation, base=base, batch_size=batch_size, flush_every=flush_every,
             save_outputs=save_outputs, weights_dir=str(weights_dir.resolve()) if weights_dir else None,
             niqe_model=str(niqe_model.resolve()) if niqe_model else None, seed=torch.initial_seed())
@@ -288,8 +288,6 @@ def _execute_distributed(engine: Any, remote: RemoteScorer, dataset: BenchDatase
                          batch_size: int, flush_every: int, replicas: int | None, gpus: float,
                          progress: ProgressCallback | None) -> int:
     """One group of replicas per method, shards of whole batches; progress in images (pairs / methods)."""
-    from dataclasses import replace
-
     slots = engine.slots(1.0, gpus)
     groups = []
     for m in prepared:
@@ -313,17 +311,9 @@ def _execute_distributed(engine: Any, remote: RemoteScorer, dataset: BenchDatase
 
 def _portable(item: Any) -> Any:
     """A method request with its weights file as an absolute path (a worker's cwd may differ)."""
-    if isinstance(item, MethodRequest) and item.weights and Path(item.weights).expanduser().exists():
-        from dataclasses import replace
-
-        return replace(item, weights=str(Path(item.weights).expanduser().resolve()))
+    if isinstance(item, MethodRequest) and item.weights:
+        return replace(item, weights=portable(item.weights))
     return item
-
-
-def _worker_source(dataset: BenchDataset) -> str:
-    """The dataset as workers open it: an absolute path when it is a local one (their cwd may differ)."""
-    path = Path(dataset.source).expanduser()
-    return str(path.resolve()) if path.exists() else dataset.source
 
 
 def _merge_methods(previous: dict | None, prepared: list[PreparedMethod]) -> list[dict]:

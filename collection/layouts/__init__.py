@@ -109,7 +109,7 @@ def survey(
     tree = Tree(root, exclude)
     chosen = detect(tree) if layout == "auto" else layout
     # The name as the user typed it: a symlinked folder keeps its own name, not its target's.
-    typed = Path(root).expanduser().absolute().name
+    typed = tree.remote.name if tree.remote is not None else Path(root).expanduser().absolute().name
     source = source_name or (typed if typed not in ("", "..") else tree.root.name)
     listing = _LISTERS[chosen](tree, source, fps)
 
@@ -117,7 +117,7 @@ def survey(
     metadata = set(listing.metadata)
     if sidecar is not None:
         labels = read_sidecar(sidecar)
-        inside = _relative_to(Path(sidecar).resolve(), tree.root)
+        inside = None if tree.remote is not None else _relative_to(Path(sidecar).resolve(), tree.root)
         if inside is not None:
             metadata.add(inside)
     base_tags = {str(k): str(v) for k, v in (tags or {}).items()}

@@ -36,7 +36,9 @@ def looks_like_rain800(tree: Tree) -> bool:
 
 def upright_size(path: Path) -> tuple[int, int]:
     """Width and height after EXIF orientation, from the header alone (no pixel decode)."""
-    with Image.open(path) as img:
+    from collection.storage import open_source
+
+    with open_source(path) as handle, Image.open(handle) as img:
         width, height = img.size
         try:
             orientation = int(img.getexif().get(0x0112, 1))

@@ -27,7 +27,9 @@ def parse_line(line: str) -> tuple[str, str] | None:
 
 
 def _content_lines(path: Path):
-    with open(path, encoding="utf-8", errors="strict") as handle:
+    from collection.storage import open_source
+
+    with open_source(path, "r") as handle:
         for number, line in enumerate(handle, start=1):
             text = line.strip()
             if text and not text.startswith("#"):

@@ -141,22 +141,68 @@ class Tree:
     """
 
     def __init__(self, root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()):
-        path = Path(root).expanduser()
-        if not path.exists():
-            raise LayoutError(f"{path}: no such folder")
-        if not path.is_dir():
-            raise LayoutError(f"{path}: not a folder (point at the folder that holds the source)")
-        self.root = path.resolve()
+        from collection.storage import Location, is_url
+
         self.files: list[str] = []
         self.dirs: list[str] = []
         self.odd: dict[str, str] = {}
         """Relative path -> reason, for entries that are neither file nor folder (links, FIFOs)."""
         self.outputs: list[str] = []
         """Relative folders skipped as rainbench outputs or excluded."""
-        self._exclude = {Path(p).expanduser().resolve() for p in exclude}
         self._subdirs: dict[str, list[str]] = defaultdict(list)
         self._direct: dict[str, list[str]] = defaultdict(list)
+        self.remote: Location | None = None
+        """The root on an fsspec filesystem (``s3://``, ``memory://``, ...); None on a local disk."""
+        if is_url(root) and not Location(root).local:
+            self.remote = Location(root)
+            self.root = Path(self.remote.path)  # names and messages; files are opened through ``remote``
+            self._scan_remote({str(Location(p)) for p in exclude if is_url(p)})
+            self._index()
+            return
+        if is_url(root):
+            root = Location(root).path
+        path = Path(root).expanduser()
+        if not path.exists():
+            raise LayoutError(f"{path}: no such folder")
+        if not path.is_dir():
+            raise LayoutError(f"{path}: not a folder (point at the folder that holds the source)")
+        self.root = path.resolve()
+        self._exclude = {Path(p).expanduser().resolve() for p in exclude if not is_url(p)}
         self._scan()
+        self._index()
+
+    def _scan_remote(self, exclude: set[str]) -> None:
+        """One listing of an object store prefix; it has no links, so only hidden names and outputs are set aside."""
+        assert self.remote is not None
+        if not self.remote.is_dir():
+            raise LayoutError(f"{self.remote}: no such folder")
+        entries = self.remote.find()
+        files = {rel for rel, kind in entries if kind == "file"}
+        folders = {rel for rel, kind in entries if kind == "directory"}
+        for rel in files | folders:  # object stores may list a prefix only through the names under it
+            while "/" in rel:
+                rel = parent_of(rel)
+                folders.add(rel)
+        names: dict[str, set[str]] = defaultdict(set)
+        for rel in files | folders:
+            names[parent_of(rel)].add(name_of(rel))
+        outputs: list[str] = []
+        for rel in sorted(files | folders):
+            if any(is_hidden(p) for p in rel.split("/")) or any(rel.startswith(o + "/") for o in outputs):
+                continue
+            parent = parent_of(rel)
+            if rel in folders:
+                written = any(all(m in names[rel] for m in marker) for marker in OUTPUT_MARKERS)
+                if written or f"{rel}/.cache/state.json" in files or str(self.remote / rel) in exclude:
+                    log.info("%s: skipped, a folder rainbench writes (an output, not a source)", self.remote / rel)
+                    self.outputs.append(rel)
+                    outputs.append(rel)
+                    continue
+                self.dirs.append(rel)
+                self._subdirs[parent].append(rel)
+            else:
+                self.files.append(rel)
+                self._direct[parent].append(rel)
 
     def _scan(self) -> None:
         # Symlinked folders are followed once: the (device, inode) guard stops loops, and a link
@@ -206,6 +252,8 @@ class Tree:
                     self._direct[rel].append(child)
                 else:
                     self.odd[child] = _odd_reason(entry)
+
+    def _index(self) -> None:
         self.files.sort()
         self.dirs.sort()
         self._images = [f for f in self.files if _suffix(f) in IMAGE_SUFFIXES]
@@ -213,8 +261,10 @@ class Tree:
         self._image_set = set(self._images)
         self._video_set = set(self._videos)
 
-    def abspath(self, rel: str) -> Path:
-        """Absolute path of a relative path."""
+    def abspath(self, rel: str) -> Path | str:
+        """Absolute path of a relative path (a URL string for a remote root)."""
+        if self.remote is not None:
+            return str(self.remote / rel) if rel else str(self.remote)
         return self.root / rel if rel else self.root
 
     def subdirs(self, rel: str = "") -> dict[str, str]:

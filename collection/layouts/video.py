@@ -33,9 +33,16 @@ def _start_and_base(stream) -> tuple[float, Fraction]:
     return start, base
 
 
+def _open_video(file: Path | str):
+    """An ``av`` container for a local path or a URL (read through fsspec)."""
+    from collection.storage import is_url, open_source
+
+    return av.open(open_source(file) if is_url(file) else str(file))
+
+
 def video_duration(file: Path) -> float:
     """Duration of the first video stream in seconds; header values, else the last packet's end."""
-    with av.open(str(file)) as container:
+    with _open_video(file) as container:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
@@ -70,7 +77,7 @@ def read_video_frame(file: Path, t: float) -> Image.Image:
     """Decode the frame shown at ``t`` seconds from the start (RGB); ImageLoadError names ``file#t=``."""
     label = frame_label(str(file), t)
     try:
-        with av.open(str(file)) as container:
+        with _open_video(file) as container:
             if not container.streams.video:
                 raise ImageLoadError(label, "no video stream")
             stream = container.streams.video[0]

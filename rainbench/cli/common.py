@@ -261,18 +261,26 @@ class LazyChoice(click.Choice):
         pass  # click's __init__ assigns (); the real values come from ``load``
 
 
-class FolderOrURL(click.ParamType):
-    """A folder path, or an fsspec URL (``s3://bucket/run``, ``memory://...``) kept as written."""
+class PathOrURL(click.ParamType):
+    """A local path, or an fsspec URL (``s3://bucket/run``, ``memory://...``) kept as written.
 
-    name = "folder_or_url"
+    ``exists``: the path or URL must be there; ``folder``: an output folder (must not be a file).
+    """
+
+    name = "path_or_url"
+
+    def __init__(self, *, exists: bool = False, folder: bool = False):
+        self.exists, self.folder = exists, folder
 
     def convert(self, value, param, ctx):
-        """URLs stay text (a Path would fold ``//``); paths become Paths, and must not be files."""
-        from collection.storage import is_url
+        """URLs stay text (a Path would fold ``//``); paths become Paths."""
+        from collection.storage import Location, is_url
 
         if not isinstance(value, str) or not is_url(value):
             path = Path(value).expanduser()
-            if path.exists() and not path.is_dir():
+            if self.exists and not path.exists() and not path.is_symlink():
+                self.fail(f"{path}: no such file or folder", param, ctx)
+            if self.folder and path.exists() and not path.is_dir():
                 self.fail(f"{path}: is a file, not a folder", param, ctx)
             return path
         try:
@@ -281,6 +289,13 @@ class FolderOrURL(click.ParamType):
             fsspec.get_filesystem_class(value.split("://", 1)[0])
         except (ImportError, ValueError) as exc:
             self.fail(f"{value}: no fsspec filesystem for this URL ({exc})", param, ctx)
+        if self.exists:
+            try:
+                there = Location(value).exists()
+            except OSError as exc:
+                self.fail(f"{value}: cannot be read ({exc})", param, ctx)
+            if not there:
+                self.fail(f"{value}: no such file or folder", param, ctx)
         return value
 
 

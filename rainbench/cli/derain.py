@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rainbench.cli.common import (
+    PathOrURL,
     common_options,
     method_options,
     stderr_console,
@@ -21,14 +22,14 @@ RECORD = "derain.json"
 
 
 @click.command("derain")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path), metavar="INPUT...")
+@click.argument("inputs", nargs=-1, required=True, type=PathOrURL(exists=True), metavar="INPUT...")
 @click.option("--method", "-m", "method_name", required=True, metavar="NAME", help="Registered method (see `rainbench methods`).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="Method weights (a rainbench weights.pt / checkpoint, or the method's released format).")
 @click.option("--config", "-c", "config", multiple=True, metavar="[NAME.]KEY=VALUE",
               help="Method option (repeatable, or several in one quoted value); see docs/methods.md.")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Output folder; outputs keep the inputs' relative names.")
+@click.option("--out", "-o", required=True, type=PathOrURL(folder=True), metavar="DIR",
+              help="Output folder or fsspec URL (s3://...); outputs keep the inputs' relative names.")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True, help="Output image format.")
 @tile_option()
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
@@ -42,10 +43,10 @@ RECORD = "derain.json"
               help="With --engine ray on CUDA: the share of a GPU each worker takes (default 1).")
 @common_options(device=True, seed=True, torch_threads=True, engine=True,
                 seed_help="Seed of torch's generator for methods that draw random numbers.")
-def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, config: tuple[str, ...], out: Path,
+def command(inputs: tuple[Path | str, ...], method_name: str, weights: Path | None, config: tuple[str, ...], out: Path | str,
             fmt: str, tile: int | None, overwrite: bool, keep_suffix: bool, replicas: int | None,
             gpus_per_replica: float | None, common) -> None:
-    """Derain INPUT images or folders (recursively) with one method and write the results to --out.
+    """Derain INPUT images or folders (recursively; paths or fsspec URLs) with one method and write the results to --out.
 
     Re-running skips outputs that already exist; a file that cannot be read or derained is reported
     and the others go on (the exit code is non-zero if any failed). Inputs that would write the same
@@ -57,7 +58,9 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
 
     import baselines
     from collection.lock import OutputLockedError, output_lock
+    from collection.storage import portable
     from rainbench.derain import RemoteDerainer
+    from rainbench.device import worker_device
 
     options = method_options(config, [method_name]).get(method_name, {})
     found = _collect(inputs, out, fmt, keep_suffix)
@@ -77,8 +80,8 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
         method.tile = tile
     common.ray_only(replicas=replicas, gpus_per_replica=gpus_per_replica)
     gpus = gpus_per_replica if gpus_per_replica is not None else float(device.type == "cuda")
-    remote = RemoteDerainer(method_name, str(weights.resolve()) if weights else None, dict(options), tile,
-                            "cuda" if device.type == "cuda" else "cpu", common.seed, overwrite)
+    remote = RemoteDerainer(method_name, portable(weights) if weights else None, dict(options), tile,
+                            worker_device(device), common.seed, overwrite)
     record = _record(method, weights)
     try:
         with output_lock(out), common.open_engine() as engine:
@@ -96,17 +99,18 @@ def command(inputs: tuple[Path, ...], method_name: str, weights: Path | None, co
         click.get_current_context().exit(1)
 
 
-def _derain_all(engine, method, remote, jobs: list[tuple[Path, Path]], record: dict, out: Path, overwrite: bool,
+def _derain_all(engine, method, remote, jobs: list[tuple[Path | str, Path | str]], record: dict, out: Path | str, overwrite: bool,
                 common, *, replicas: int | None, gpus: float) -> tuple[int, int, list[str]]:
     """Derain every job on ``engine`` (holding the output lock); returns written, skipped and failure lines."""
     import os
 
     from rich.markup import escape
 
+    from collection.storage import is_url
     from rainbench.derain import derain_files
 
     _check_record(out, record, overwrite)
-    absolute = [(Path(os.path.abspath(s)), Path(os.path.abspath(t))) for s, t in jobs]
+    absolute = [(s if is_url(s) else os.path.abspath(s), t if is_url(t) else os.path.abspath(t)) for s, t in jobs]
     counts = {"written": 0, "skipped": 0}
     failures: list[str] = []
     results = derain_files(engine, method, absolute, overwrite=overwrite, remote=remote, replicas=replicas,
@@ -125,22 +129,35 @@ def _derain_all(engine, method, remote, jobs: list[tuple[Path, Path]], record: d
 class _Found:
     """What the inputs hold: (input, output) jobs, outputs claimed by several inputs, broken links."""
 
-    jobs: list[tuple[Path, Path]] = field(default_factory=list)
-    clashes: dict[Path, list[Path]] = field(default_factory=dict)
+    jobs: list[tuple[Path | str, Path | str]] = field(default_factory=list)
+    clashes: dict[Path | str, list[Path | str]] = field(default_factory=dict)
     broken: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _collect(inputs: tuple[Path, ...], out: Path, fmt: str, keep_suffix: bool = False) -> _Found:
-    """Every image under ``inputs`` with its output path; clashes and broken links set apart."""
+def _collect(inputs: tuple[Path | str, ...], out: Path | str, fmt: str, keep_suffix: bool = False) -> _Found:
+    """Every image under ``inputs`` with its output path; clashes and broken links set apart.
+
+    URLs (inputs or ``out``) give URL strings; local inputs and outputs stay Paths.
+    """
     import os
+    from pathlib import PurePosixPath
 
     from collection.images import is_image_file
+    from collection.storage import Location, is_url
 
     found = _Found()
-    claims: dict[str, list[tuple[Path, Path]]] = {}
-    own = Path(os.path.abspath(out))
+    claims: dict[str, list[tuple[Path | str, Path | str]]] = {}
+    own = str(Location(out)) if is_url(out) else Path(os.path.abspath(out))
     for item in inputs:
-        if item.is_dir():
+        if is_url(item):
+            where = Location(item)
+            if where.is_dir():
+                named = [(str(where / rel), PurePosixPath(rel)) for rel, kind in where.find()
+                         if kind == "file" and not any(p.startswith(".") for p in rel.split("/"))
+                         and is_image_file(rel) and not str(where / rel).startswith(f"{own}/")]
+            else:
+                named = [(str(where), PurePosixPath(where.name))]
+        elif item.is_dir():
             named = []
             for p in sorted(item.rglob("*")):
                 relative = p.relative_to(item)
@@ -156,7 +173,10 @@ def _collect(inputs: tuple[Path, ...], out: Path, fmt: str, keep_suffix: bool = 
             named = [(item, Path(item.name))]
         for source, relative in named:
             name = f"{relative.name}.{fmt}" if keep_suffix else f"{relative.stem}.{fmt}"
-            target = out / relative.parent / name
+            if is_url(out):
+                target: Path | str = str(Location(out) / PurePosixPath(relative.parent, name).as_posix())
+            else:
+                target = Path(out) / relative.parent / name
             # normcase: on a case-insensitive system IMG_1.png and img_1.png are one file
             claims.setdefault(os.path.normcase(str(target)), []).append((source, target))
     for claimants in claims.values():
@@ -198,11 +218,13 @@ def _record(method, weights: Path | None) -> dict:
             "weights_sha256": method.weights_sha256}
 
 
-def _check_record(out: Path, record: dict, overwrite: bool) -> None:
+def _check_record(out: Path | str, record: dict, overwrite: bool) -> None:
     """Refuse to mix outputs of different methods or configs in one folder (unless --overwrite)."""
     import json
 
-    path = out / RECORD
+    from collection.storage import Location
+
+    path = Location(out) / RECORD
     if overwrite or not path.is_file():
         return
     try:
@@ -215,9 +237,9 @@ def _check_record(out: Path, record: dict, overwrite: bool) -> None:
             f"{previous.get('config_hash')}, not {record['config_hash']}: use another --out or --overwrite")
 
 
-def _write_record(out: Path, record: dict) -> None:
+def _write_record(out: Path | str, record: dict) -> None:
     import json
 
-    from collection.files import atomic_write
+    from collection.storage import Location
 
-    atomic_write(out / RECORD, json.dumps(record, indent=2, sort_keys=True, default=str))
+    (Location(out) / RECORD).write_bytes(json.dumps(record, indent=2, sort_keys=True, default=str))

@@ -8,6 +8,7 @@ import click
 
 from rainbench.cli.common import (
     LazyChoice,
+    PathOrURL,
     common_options,
     deprecated_option,
     parse_key_values,
@@ -28,8 +29,9 @@ def _layouts() -> list[str]:
 
 @click.command("ingest")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Output folder: DatasetDict, manifest.parquet, report/ and the probe cache.")
+@click.option("--out", "-o", required=True, type=PathOrURL(folder=True), metavar="DIR",
+              help="Output folder or fsspec URL (s3://..., gs://...): DatasetDict, manifest.parquet, report/ and the "
+                   "probe cache; a URL is curated in a local stage and uploaded after (docs/scale-out.md).")
 @click.option("--layout", type=LazyChoice(_layouts), default="auto", show_default=True,
               help="Source layout for every SOURCE (auto-detected by default; see docs/layouts.md).")
 @click.option("--source-name", default=None, metavar="NAME", help="Source name for a single SOURCE (default: the folder name).")
@@ -58,10 +60,10 @@ def _layouts() -> list[str]:
                 workers_help="Processes (Ray actors with --engine ray) probing files (default: the CPUs this process "
                              "may use: affinity mask, cgroup quota, SLURM_CPUS_PER_TASK; the cluster's CPUs on Ray; "
                              "0 = in this process).")
-def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str | None, tags: tuple[str, ...],
+def command(sources: tuple[str, ...], out: Path | str, layout: str, source_name: str | None, tags: tuple[str, ...],
             sidecar: Path | None, min_side: int, max_pixels: int | None, radius: int, duplicates: str, split: str | None,
             split_file: Path | None, keep_gps: bool, fps: float, filters: tuple[str, ...], common) -> None:
-    """Curate SOURCE folders (PATH or NAME=PATH) into a deduplicated, split Hugging Face dataset in --out."""
+    """Curate SOURCE folders (PATH, URL or NAME=PATH) into a deduplicated, split Hugging Face dataset in --out."""
     from collection.images import DEFAULT_MAX_PIXELS
     from collection.ingest import IngestOptions, SourceSpec, ingest
     from collection.quality import parse_filter
@@ -88,7 +90,7 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
         spec = SourceSpec.parse(text, layout=layout, tags=labels, sidecar=sidecar)
         if source_name:
             spec = SourceSpec(spec.path, source_name, layout, labels, sidecar)
-        if not spec.path.is_dir():
+        if not _is_folder(spec.path):
             raise click.BadParameter(f"{spec.path}: not a folder", param_hint="SOURCE")
         specs.append(spec)
     from collection.lock import OutputLockedError
@@ -107,6 +109,18 @@ def command(sources: tuple[str, ...], out: Path, layout: str, source_name: str |
     except OutputLockedError as exc:  # one line, no traceback hint: the user only has to wait or pick another --out
         raise click.ClickException(str(exc)) from None
     _show(summary)
+
+
+def _is_folder(path: Path | str) -> bool:
+    """A local folder, or a URL naming a folder (prefix) on its filesystem."""
+    from collection.storage import Location, is_url
+
+    if not is_url(path):
+        return Path(path).is_dir()
+    try:
+        return Location(path).is_dir()
+    except (ImportError, ValueError, OSError):  # no such protocol installed, or the store refused the listing
+        return False
 
 
 def _show(summary) -> None:

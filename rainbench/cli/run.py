@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from rainbench.cli.common import (
-    FolderOrURL,
     ListOf,
+    PathOrURL,
     common_options,
     deprecated_option,
     flat,
@@ -61,7 +61,7 @@ def _value(raw: str):
 @click.option("--no-identity", is_flag=True, help="Do not score the rainy input as the `identity` method.")
 @click.option("--flush-every", type=click.IntRange(min=1), default=16, show_default=True, metavar="N",
               help="Write results to disk every N images (a crash loses at most that many).")
-@click.option("--out", "-o", "out", required=True, type=FolderOrURL(), metavar="DIR",
+@click.option("--out", "-o", "out", required=True, type=PathOrURL(folder=True), metavar="DIR",
               help="Run directory, a path or an fsspec URL (s3://bucket/run, ...); re-running with the same "
                    "directory resumes.")
 @tile_option("Applies to every --method.")
