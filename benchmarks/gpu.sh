@@ -7,6 +7,7 @@
 #   2. rainbench run with AMP and without, on the same data: mean PSNR must agree to 0.01 dB
 #   3. the NLCL training step at batch 1 and 8 (256 x 256), fp32 and AMP (bench_nlcl.py)
 #   4. a 5-minute NLCL training run scored on held-out images (learning_curves.py)
+#   5. the run of 2. through Ray (--engine ray, one GPU per replica): its scores must equal 2.'s
 # Output goes to $OUT (default /tmp/rainbench-gpu); the log is $OUT/gpu.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,4 +48,11 @@ done
 echo "== 4. NLCL for $MINUTES minutes, held-out PSNR"
 "$PY" benchmarks/learning_curves.py --device "$DEVICE" --preset rain100l --methods nlcl --minutes "$MINUTES" \
     --budgets "$BUDGETS" --max-side "$SIDE" --out "$OUT/curves"
+echo "== 5. the same run through Ray (a local instance; --engine ray puts each replica on a GPU)"
+START=$SECONDS
+"$RB" run -m guided,prenet --weights "prenet=$OUT/train/prenet/weights.pt" \
+    --dataset "$OUT/dataset" --metric psnr,ssim -o "$OUT/run-ray" --device "$DEVICE" --no-amp --allow-failures \
+    --engine ray
+echo "ray run: $((SECONDS - START)) s wall"
+"$PY" benchmarks/compare_runs.py "$OUT/run-ray" "$OUT/run-no-amp" --tolerance 0.01
 echo "== done $(date -u)"
