@@ -25,15 +25,20 @@ class Location:
 
     def __init__(self, target: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None):
         if isinstance(target, Location):
-            self.fs, self.path, self.protocol = target.fs, target.path, target.protocol
+            self.fs, self.path, self.protocol, self._prefix = target.fs, target.path, target.protocol, target._prefix
             return
         from fsspec.core import url_to_fs
         from fsspec.implementations.local import LocalFileSystem
 
         text = os.fspath(target)
+        self._prefix = ""
         if is_url(text):
             self.fs, self.path = url_to_fs(text, **(storage_options or {}))
             self.protocol = None if isinstance(self.fs, LocalFileSystem) else text.split("://", 1)[0]
+            # How this store spells its paths in a URL, so str() reopens the same entry anywhere:
+            # ``memory://a`` is path ``/a``; ``s3://b/k`` is ``b/k``; ``simplecache::file:///t`` is ``/t``.
+            prefix, rest = text.split("://", 1)
+            self._prefix = f"{prefix}://" + ("/" if self.path.startswith("/") and rest.startswith("/") else "")
         else:
             self.fs, self.path, self.protocol = LocalFileSystem(), os.path.abspath(os.path.expanduser(text)), None
 
@@ -49,13 +54,16 @@ class Location:
         return Path(self.path)
 
     def __truediv__(self, name: str) -> Location:
-        joined = Location.__new__(Location)
-        joined.fs, joined.protocol = self.fs, self.protocol
-        joined.path = f"{self.path.rstrip('/')}/{name}"
-        return joined
+        return self._at(f"{self.path.rstrip('/')}/{name}")
+
+    def _at(self, path: str) -> Location:
+        """Another entry of the same filesystem."""
+        other = Location.__new__(Location)
+        other.fs, other.protocol, other._prefix, other.path = self.fs, self.protocol, self._prefix, path
+        return other
 
     def __str__(self) -> str:
-        return self.path if self.local else f"{self.protocol}://{self.path.split('://', 1)[-1].lstrip('/')}"
+        return self.path if self.local else self._prefix + self.path.split("://", 1)[-1].lstrip("/")
 
     def __repr__(self) -> str:
         return f"Location({str(self)!r})"
@@ -74,10 +82,7 @@ class Location:
     @property
     def parent(self) -> Location:
         """The folder holding this entry."""
-        up = Location.__new__(Location)
-        up.fs, up.protocol = self.fs, self.protocol
-        up.path = self.path.rstrip("/").rsplit("/", 1)[0] or "/"
-        return up
+        return self._at(self.path.rstrip("/").rsplit("/", 1)[0] or "/")
 
     def url(self) -> str:
         """A name that reopens this entry anywhere: the local path, or ``PROTOCOL://PATH``."""
@@ -102,12 +107,7 @@ class Location:
     def glob(self, pattern: str) -> list[Location]:
         """Entries of this folder matching ``pattern`` (one level), in name order."""
         found = sorted(self.fs.glob(f"{self.path.rstrip('/')}/{pattern}"))
-        out = []
-        for path in found:
-            entry = Location.__new__(Location)
-            entry.fs, entry.protocol, entry.path = self.fs, self.protocol, path
-            out.append(entry)
-        return out
+        return [self._at(path) for path in found]
 
     def find(self) -> list[tuple[str, str]]:
         """Every entry below this folder, ``(relative POSIX path, "file" | "directory")``, in one listing."""

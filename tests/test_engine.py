@@ -318,3 +318,42 @@ def test_derain_on_ray_writes_the_local_bytes(ray_engine, tmp_path):
         assert (tmp_path / "ray" / f"r{i}.png").read_bytes() == (tmp_path / "local" / f"r{i}.png").read_bytes()
     assert not (tmp_path / "ray" / "broken.png").exists()
     assert (tmp_path / "ray" / "derain.json").read_text() == (tmp_path / "local" / "derain.json").read_text()
+
+
+# --- sources and outputs as URLs that every worker process reaches
+# ``simplecache::file://`` is an fsspec filesystem that is not the local one (rainbench treats it as
+# a store: no paths, no locks) yet reaches the same disk from every process, as a bucket would.
+
+
+def test_ray_workers_read_url_sources_themselves(ray_engine, tmp_path):
+    from test_ingest import MIN_SIDE, SPLIT, dataset_content, make_sources
+
+    sources = make_sources(tmp_path / "src")
+    options = IngestOptions(min_side=MIN_SIDE, split=SPLIT, workers=2)
+    local = ingest([SourceSpec(path) for path in sources.values()], tmp_path / "local", options)
+    specs = [SourceSpec.parse(f"simplecache::file://{path}") for path in sources.values()]
+    remote = ingest(specs, tmp_path / "ray", options, engine=ray_engine)
+    assert remote.fingerprint == local.fingerprint and remote.status == local.status
+    assert dataset_content(tmp_path / "ray") == dataset_content(tmp_path / "local")
+    drop = ["file", "detail", "seconds"]
+    a = pd.read_parquet(tmp_path / "local" / "manifest.parquet").drop(columns=drop, errors="ignore")
+    b = pd.read_parquet(tmp_path / "ray" / "manifest.parquet")
+    assert b["file"].str.startswith("simplecache::file:///").all()
+    pd.testing.assert_frame_equal(a, b.drop(columns=drop, errors="ignore"))
+
+
+def test_derain_on_ray_reads_and_writes_urls(ray_engine, tmp_path):
+    from PIL import Image
+
+    from rainbench.cli import main
+    from test_runner import _images
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, (_, rainy) in enumerate(_images()[:3]):
+        Image.fromarray(rainy).save(inputs / f"r{i}.png")
+    assert main(["derain", str(inputs), "-m", "guided", "-o", str(tmp_path / "local"), "-q"]) == 0
+    out = f"simplecache::file://{tmp_path / 'store'}"
+    assert main(["derain", f"simplecache::file://{inputs}", "-m", "guided", "-o", out, "--engine", "ray", "-q"]) == 0
+    for i in range(3):
+        assert (tmp_path / "store" / f"r{i}.png").read_bytes() == (tmp_path / "local" / f"r{i}.png").read_bytes()

@@ -286,7 +286,8 @@ class PathOrURL(click.ParamType):
         try:
             import fsspec
 
-            fsspec.get_filesystem_class(value.split("://", 1)[0])
+            for protocol in value.split("://", 1)[0].split("::"):  # chained: simplecache::s3://...
+                fsspec.get_filesystem_class(protocol)
         except (ImportError, ValueError) as exc:
             self.fail(f"{value}: no fsspec filesystem for this URL ({exc})", param, ctx)
         if self.exists:
