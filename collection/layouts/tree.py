@@ -1,5 +1,7 @@
 """One scan of a source folder: every non-hidden file and folder, by relative POSIX path.
 
+The root may be an fsspec URL (``s3://bucket/rain``): it is then listed in one recursive listing
+and :meth:`Tree.abspath` gives URLs, which every reader opens through :mod:`collection.storage`.
 Layout detection and enumeration both read this scan, so a large folder is listed once. Hidden
 names (``.cache``, ``.DS_Store``, macOS ``._`` files) are not part of any source, nor are folders
 rainbench wrote (:data:`OUTPUT_MARKERS`: an ingest ``--out`` inside a source, a run or derain
