@@ -33,7 +33,12 @@ class Location:
         text = os.fspath(target)
         self._prefix = ""
         if is_url(text):
-            self.fs, self.path = url_to_fs(text, **(storage_options or {}))
+            # fsspec reads "::" anywhere as a chain (simplecache::s3://...); after the protocol it is
+            # part of a file name, so it is hidden from the parser and put back.
+            head, rest = text.split("://", 1)
+            hidden = "\ue000"
+            self.fs, path = url_to_fs(f"{head}://{rest.replace('::', hidden)}", **(storage_options or {}))
+            self.path = path.replace(hidden, "::")
             self.protocol = None if isinstance(self.fs, LocalFileSystem) else text.split("://", 1)[0]
             # How this store spells its paths in a URL, so str() reopens the same entry anywhere:
             # ``memory://a`` is path ``/a``; ``s3://b/k`` is ``b/k``; ``simplecache::file:///t`` is ``/t``.

@@ -148,3 +148,22 @@ def test_derain_reads_and_writes_urls_with_the_local_bytes(store, tmp_path):
     assert main(["derain", f"{store}/in/r0.png", "-m", "guided", "-o", out, "-q"]) == 0
     assert MEMORY.info(f"{Location(out).path}/r0.png")["created"] == before, "an output already there is skipped"
     assert main(["derain", f"{store}/missing", "-m", "guided", "-o", out, "-q"]) == 2
+
+
+def test_odd_names_on_a_store_survive_the_round_trip(store, tmp_path):
+    from PIL import Image
+
+    from collection.storage import Location
+
+    photos = Location(f"{store}/odd photos")
+    names = ["a b.png", "x#1.png", "q?.png", "pct%20.png", "ünï.png", "two::colons.png"]
+    for k, name in enumerate(names):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64 + k, 48), (40 * k, 90, 200)).save(buffer, "PNG")
+        entry = photos / name
+        entry.write_bytes(buffer.getvalue())
+        assert Location(str(entry)).read_bytes() == buffer.getvalue(), name
+    summary = ingest([SourceSpec.parse(str(photos))], tmp_path / "out", IngestOptions(min_side=1, duplicates="flag"))
+    manifest = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
+    assert sorted(manifest["path"]) == sorted(names)
+    assert summary.status == {"ok": len(names)}, manifest[["path", "detail"]]
