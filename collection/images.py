@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from collection.files import atomic_path
+from collection.storage import is_url
 
 try:  # libjpeg-turbo with its warnings reported; a declared dependency, optional at import like HEIF
     import simplejpeg
@@ -195,7 +196,7 @@ def decode(
     label = _name(source, name)
     if reduce not in (1, 2, 4, 8):
         raise ValueError(f"reduce must be 1, 2, 4 or 8, got {reduce}")
-    if isinstance(source, str) and "://" in source:
+    if isinstance(source, str) and is_url(source):
         source = _fetch(source, label)
     img = _open(source, label)
     try:

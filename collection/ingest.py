@@ -53,7 +53,7 @@ from collection.probe import ProbeOptions, ProbeTask, probe_all
 from collection.quality import failed_filter, parse_filter
 from collection.scenes import DEFAULT_SESSION_GAP_S
 from collection.sources import Progress, SourceSpec, discover  # noqa: F401 - SourceSpec: part of the ingest API
-from collection.storage import Location, is_url
+from collection.storage import Location, is_folder, is_url
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def _ingest(sources: list[SourceSpec], out: Path, options: IngestOptions, progre
     if not sources:
         raise ValueError("no sources given")
     for spec in sources:
-        if not (Location(spec.path).is_dir() if is_url(spec.path) else Path(spec.path).is_dir()):
+        if not is_folder(spec.path):
             raise FileNotFoundError(f"{spec.path}: source folder not found")
     for text in options.filters:
         parse_filter(text)  # fail before any work on a bad --filter

@@ -95,9 +95,10 @@ def file_version(file: str | os.PathLike) -> list:
     """
     from collection.storage import Location, is_url
 
-    if is_url(file) and not Location(file).local:
-        return list(Location(file).version())
-    st = os.stat(Location(file).path if is_url(file) else file)
+    where = Location(file) if is_url(file) else None
+    if where is not None and not where.local:
+        return list(where.version())
+    st = os.stat(where.path if where is not None else file)
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 

@@ -47,8 +47,8 @@ def _source_path(text: str) -> Path | str:
     return Path(text)
 
 
-
-def entry_key(source: str, path: str, region: Any) -> str:
+def _entry_key(source: str, path: str, region: Any) -> str:
+    """The manifest key of one file side: ``SOURCE/PATH``, with a crop region when there is one."""
     from collection.layouts import text_name
 
     return text_name(f"{source}/{path}" + (f"#region={','.join(map(str, region))}" if region else ""))
@@ -69,8 +69,8 @@ def _skip_reason(text: str) -> str:
 
 def _relative(path: Path | str, root: Path | str) -> str:
     """``path`` relative to the source root, POSIX style (the path itself if it lies elsewhere)."""
-    if is_url(root):
-        prefix = str(root).rstrip("/") + "/"
+    if is_url(root):  # skipped entries are named as the survey's Location spells them
+        prefix = str(Location(root)).rstrip("/") + "/"
         return str(path)[len(prefix):] if str(path).startswith(prefix) else str(path)
     path = Path(path)
     for base in (root.resolve(), root.absolute()):
@@ -98,21 +98,21 @@ def discover(sources: list[SourceSpec], fps: float, progress: Progress, out: Pat
         for item in found.items:
             rainy_key = clean_key = None
             if item.role in ("pair", "rainy"):
-                rainy_key = entry_key(item.source, item.path, item.region)
+                rainy_key = _entry_key(item.source, item.path, item.region)
                 entries.setdefault(rainy_key, dict(side="rainy", path=layouts.text_name(item.path), file=str(item.file),
                                                    region=item.region, frame_time=item.frame_time, item=item))
             if item.role == "pair":
-                clean_key = entry_key(item.source, item.clean_path, item.clean_region)
+                clean_key = _entry_key(item.source, item.clean_path, item.clean_region)
                 entries.setdefault(clean_key, dict(side="clean", path=layouts.text_name(item.clean_path),
                                                    file=str(item.clean_file),
                                                    region=item.clean_region, frame_time=None, item=item))
             if item.role == "clean":
-                clean_key = entry_key(item.source, item.path, item.region)
+                clean_key = _entry_key(item.source, item.path, item.region)
                 entries.setdefault(clean_key, dict(side="clean", path=layouts.text_name(item.path), file=str(item.file),
                                                    region=item.region, frame_time=item.frame_time, item=item))
             rows.append(dict(item=item, rainy_key=rainy_key, clean_key=clean_key))
         for path, reason in found.skipped:
-            rel = layouts.text_name(_relative(path, str(Location(root)) if is_url(root) else root))
+            rel = layouts.text_name(_relative(path, root))
             skipped.append(dict(key=f"{name}/{rel}", source=name, layout=found.layout, path=rel, file=layouts.text_name(str(path)),
                                 status="quarantined", detail=layouts.text_name(f"{path}: {reason}"),
                                 reason=_skip_reason(reason)))

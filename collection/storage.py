@@ -39,11 +39,10 @@ class Location:
             hidden = "\ue000"
             self.fs, path = url_to_fs(f"{head}://{rest.replace('::', hidden)}", **(storage_options or {}))
             self.path = path.replace(hidden, "::")
-            self.protocol = None if isinstance(self.fs, LocalFileSystem) else text.split("://", 1)[0]
+            self.protocol = None if isinstance(self.fs, LocalFileSystem) else head
             # How this store spells its paths in a URL, so str() reopens the same entry anywhere:
             # ``memory://a`` is path ``/a``; ``s3://b/k`` is ``b/k``; ``simplecache::file:///t`` is ``/t``.
-            prefix, rest = text.split("://", 1)
-            self._prefix = f"{prefix}://" + ("/" if self.path.startswith("/") and rest.startswith("/") else "")
+            self._prefix = f"{head}://" + ("/" if self.path.startswith("/") and rest.startswith("/") else "")
         else:
             self.fs, self.path, self.protocol = LocalFileSystem(), os.path.abspath(os.path.expanduser(text)), None
 
@@ -83,15 +82,6 @@ class Location:
     def name(self) -> str:
         """The last component of the path."""
         return self.path.rstrip("/").rsplit("/", 1)[-1]
-
-    @property
-    def parent(self) -> Location:
-        """The folder holding this entry."""
-        return self._at(self.path.rstrip("/").rsplit("/", 1)[0] or "/")
-
-    def url(self) -> str:
-        """A name that reopens this entry anywhere: the local path, or ``PROTOCOL://PATH``."""
-        return str(self)
 
     def exists(self) -> bool:
         """True when a file or folder is there."""
@@ -168,6 +158,19 @@ class Location:
             self.fs.rm_file(self.path)
         except FileNotFoundError:
             pass
+
+
+def is_folder(name: str | os.PathLike) -> bool:
+    """True for a local folder, or a URL naming a folder (prefix) on its filesystem.
+
+    False, not an error, for a protocol that is not installed or a store that refuses the listing.
+    """
+    if not is_url(name):
+        return Path(name).is_dir()
+    try:
+        return Location(name).is_dir()
+    except (ImportError, ValueError, OSError):
+        return False
 
 
 def portable(name: str | os.PathLike) -> str:

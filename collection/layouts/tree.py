@@ -155,15 +155,14 @@ class Tree:
         self._direct: dict[str, list[str]] = defaultdict(list)
         self.remote: Location | None = None
         """The root on an fsspec filesystem (``s3://``, ``memory://``, ...); None on a local disk."""
-        if is_url(root) and not Location(root).local:
-            self.remote = Location(root)
-            self.root = Path(self.remote.path)  # names and messages; files are opened through ``remote``
+        where = Location(root) if is_url(root) else None
+        if where is not None and not where.local:
+            self.remote = where
+            self.root = Path(where.path)  # names and messages; files are opened through ``remote``
             self._scan_remote({str(Location(p)) for p in exclude if is_url(p)})
             self._index()
             return
-        if is_url(root):
-            root = Location(root).path
-        path = Path(root).expanduser()
+        path = Path(where.path if where is not None else root).expanduser()
         if not path.exists():
             raise LayoutError(f"{path}: no such folder")
         if not path.is_dir():

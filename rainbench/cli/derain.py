@@ -152,9 +152,9 @@ def _collect(inputs: tuple[Path | str, ...], out: Path | str, fmt: str, keep_suf
         if is_url(item):
             where = Location(item)
             if where.is_dir():
-                named = [(str(where / rel), PurePosixPath(rel)) for rel, kind in where.find()
-                         if kind == "file" and not any(p.startswith(".") for p in rel.split("/"))
-                         and is_image_file(rel) and not str(where / rel).startswith(f"{own}/")]
+                listed = [(str(where / rel), rel) for rel, kind in where.find() if kind == "file"
+                         and not any(p.startswith(".") for p in rel.split("/")) and is_image_file(rel)]
+                named = [(url, PurePosixPath(rel)) for url, rel in listed if not url.startswith(f"{own}/")]
             else:
                 named = [(str(where), PurePosixPath(where.name))]
         elif item.is_dir():

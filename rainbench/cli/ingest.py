@@ -67,6 +67,7 @@ def command(sources: tuple[str, ...], out: Path | str, layout: str, source_name:
     from collection.images import DEFAULT_MAX_PIXELS
     from collection.ingest import IngestOptions, SourceSpec, ingest
     from collection.quality import parse_filter
+    from collection.storage import is_folder
 
     if split and split_file:
         raise click.UsageError("--split-ratios and --split-file exclude each other")
@@ -90,7 +91,7 @@ def command(sources: tuple[str, ...], out: Path | str, layout: str, source_name:
         spec = SourceSpec.parse(text, layout=layout, tags=labels, sidecar=sidecar)
         if source_name:
             spec = SourceSpec(spec.path, source_name, layout, labels, sidecar)
-        if not _is_folder(spec.path):
+        if not is_folder(spec.path):
             raise click.BadParameter(f"{spec.path}: not a folder", param_hint="SOURCE")
         specs.append(spec)
     from collection.lock import OutputLockedError
@@ -109,18 +110,6 @@ def command(sources: tuple[str, ...], out: Path | str, layout: str, source_name:
     except OutputLockedError as exc:  # one line, no traceback hint: the user only has to wait or pick another --out
         raise click.ClickException(str(exc)) from None
     _show(summary)
-
-
-def _is_folder(path: Path | str) -> bool:
-    """A local folder, or a URL naming a folder (prefix) on its filesystem."""
-    from collection.storage import Location, is_url
-
-    if not is_url(path):
-        return Path(path).is_dir()
-    try:
-        return Location(path).is_dir()
-    except (ImportError, ValueError, OSError):  # no such protocol installed, or the store refused the listing
-        return False
 
 
 def _show(summary) -> None:
