@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks, in one short run (< 8 minutes on one modern GPU). Usage:
 #   benchmarks/gpu.sh            # CUDA: the figures for benchmarks/README.md ("GPU")
-#   benchmarks/gpu.sh cpu        # smoke test on the CPU with tiny sizes (a few minutes on 2 cores)
+#   benchmarks/gpu.sh --device cpu   # smoke test on the CPU with tiny sizes (a few minutes on 2 cores)
+#   benchmarks/gpu.sh --device cuda:1 (or the device alone: benchmarks/gpu.sh cpu)
 # What it runs:
 #   1. every method's derain, seconds per megapixel (bench_methods.py)
 #   2. rainbench run with AMP and without, on the same data: mean PSNR must agree to 0.01 dB
@@ -11,6 +12,7 @@
 # Output goes to $OUT (default /tmp/rainbench-gpu); the log is $OUT/gpu.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${1:-}" = --device ] && shift
 DEVICE=${1:-cuda}
 OUT=${OUT:-/tmp/rainbench-gpu}
 PY=${PYTHON:-.venv/bin/python}

@@ -10,6 +10,8 @@ import torch
 def scene(name: str, max_side: int = 384) -> np.ndarray:
     """A scikit-image sample photograph as H x W x 3 uint8, long side at most ``max_side``."""
     im = getattr(skimage.data, name)()
+    if isinstance(im, tuple):  # stereo_motorcycle: (left, right, disparity); the left view
+        im = im[0]
     if im.ndim == 2:
         im = np.repeat(im[..., None], 3, axis=2)
     im = im[..., :3]

@@ -3,6 +3,13 @@
 No data and no network needed. The demo makes its data, then runs the very commands a user types
 (``rainbench ingest``, ``train``, ``run``, ``leaderboard``), so its log doubles as a tutorial.
 Every stage skips work that is already complete, so an interrupted demo resumes.
+
+By default the learnable methods use weights shipped inside the package (``demo_weights/``),
+trained with the demo's own ``rainbench train`` commands on the demo's own data for the
+:data:`SHIPPED` budget; ``weights.json`` beside them records those commands, the data they saw and
+their scores. They are used only when the demo's data is byte-identical to what they were trained
+on (same size, seed and synthesis): otherwise their training scenes could be test scenes, and the
+demo trains instead.
 """
 
 from __future__ import annotations
@@ -50,15 +57,58 @@ class Budget:
 SHORT_BUDGET = ("residual=true", "d_norm=none", "g_padding=reflect", "ngf=16", "n_blocks=4", "nce_layers=0,2,4")
 FAST = Budget(iters={"nlcl": 300, "cut": 300, "prenet": 150},
               config={"nlcl": (*SHORT_BUDGET, "lambda_sparsity=2"), "cut": (*SHORT_BUDGET, "lambda_identity=1")})
+# What the shipped weights were trained with (scripts/train_demo_weights.py reruns it): the
+# short-budget recipe for longer, at a constant learning rate, so that a shorter run of the same
+# command is the first part of the shipped one (tests/test_demo_weights.py reruns it so).
+SHIPPED = Budget(iters={"nlcl": 3000, "cut": 3000, "prenet": 1000},
+                 config={"nlcl": (*FAST.config["nlcl"], "decay_fraction=0"),
+                         "cut": (*FAST.config["cut"], "decay_fraction=0")})
 FULL = Budget(size=384, iters={"nlcl": 3000, "cut": 3000, "prenet": 4000}, default_iters=2000, crop=128, batch_size=4)
+
+
+SHIPPED_DIR = Path(__file__).with_name("demo_weights")
+"""The shipped weights and their record, ``weights.json``."""
 
 
 @dataclass
 class DemoResult:
-    """Where the demo wrote things and the command lines it ran."""
+    """Where the demo wrote things, the command lines it ran and where each method's weights came from."""
 
     out: Path
     commands: list[str] = field(default_factory=list)
+    weights: dict[str, str] = field(default_factory=dict)
+    """Learnable method -> "shipped" or "trained"."""
+    shipped_unused: str | None = None
+    """Why the shipped weights were not used, when they were not (None: used, or --train asked)."""
+
+
+def shipped_record() -> dict:
+    """The record of the shipped weights (``demo_weights/weights.json``); {} when none ship."""
+    path = SHIPPED_DIR / "weights.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def data_fingerprint(index_path: Path) -> str:
+    """sha256 over the demo data's file digests (``index.json``): equal data, equal fingerprint."""
+    files = json.loads(Path(index_path).read_text())["files"]
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def usable_shipped(index_path: Path, seed: int) -> tuple[dict[str, Path], str | None]:
+    """The shipped weight files usable on this demo data and seed, or ({}, why not)."""
+    record = shipped_record()
+    if not record:
+        return {}, f"no weights ship in {SHIPPED_DIR}"
+    if record["seed"] != seed or data_fingerprint(index_path) != record["data_fingerprint"]:
+        return {}, (f"they were trained on the demo data of --size {record['size']} --seed {record['seed']}; "
+                    "on other data their training scenes could be test scenes")
+    files = {}
+    for name, entry in record["methods"].items():
+        path = SHIPPED_DIR / entry["file"]
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+            return {}, f"{path} is missing or does not match its sha256 in weights.json"
+        files[name] = path
+    return files, None
 
 
 def sample_dir() -> Path:
@@ -125,6 +175,12 @@ def learnable_methods() -> list[tuple[str, str]]:
             if baselines.info(name).learns_from != "none"]
 
 
+def ingest_command(data: Path, dataset: Path, seed: int) -> list[str]:
+    """The ``rainbench ingest`` command line that turns the demo data into the demo dataset."""
+    return ["ingest", str(data / "paired"), str(data / "unpaired"), "--out", str(dataset), "--min-side", "64",
+            "--split-ratios", "train=0.5,test=0.5", "--seed", str(seed)]
+
+
 def train_command(name: str, learns_from: str, dataset: Path, out: Path, budget: Budget, seed: int) -> list[str]:
     """The ``rainbench train`` command line for one learnable method on the demo dataset."""
     iters = budget.iters.get(name, budget.default_iters)
@@ -136,8 +192,12 @@ def train_command(name: str, learns_from: str, dataset: Path, out: Path, budget:
 
 
 def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str = "auto",
-             size: int | None = None) -> DemoResult:
-    """Run the whole journey under ``out``; ``run`` executes each rainbench command line."""
+             size: int | None = None, train: bool = False) -> DemoResult:
+    """Run the whole journey under ``out``; ``run`` executes each rainbench command line.
+
+    Learnable methods use the shipped weights where :func:`usable_shipped` allows, unless ``train``
+    or ``full`` asks to train them here.
+    """
     import dataclasses
 
     import baselines
@@ -153,21 +213,30 @@ def run_demo(out: Path, run: Run, seed: int = 0, full: bool = False, device: str
         run(args)
 
     data = out / "data"
-    make_demo_data(data, size=budget.size, seed=seed)
+    index = make_demo_data(data, size=budget.size, seed=seed)
+    shipped: dict[str, Path] = {}
+    if not (train or full):
+        shipped, result.shipped_unused = usable_shipped(index, seed)
     dataset = out / "dataset"
-    step(["ingest", str(data / "paired"), str(data / "unpaired"), "--out", str(dataset), "--min-side", "64",
-          "--split-ratios", "train=0.5,test=0.5", "--seed", str(seed)])
+    step(ingest_command(data, dataset, seed))
     niqe_model = out / "niqe_demo.mat"
     if not niqe_model.exists():
         step(["metric-weights", "fit-niqe", str(data / "unpaired" / "trainB"), "--out", str(niqe_model)])
     weights = []
     for name, learns_from in learnable_methods():
+        if name in shipped:
+            result.weights[name] = "shipped"
+            weights += ["--weights", f"{name}={shipped[name]}"]
+            continue
+        result.weights[name] = "trained"
         run_dir = out / "train" / name
         if not (run_dir / "weights.pt").exists():
             step([*train_command(name, learns_from, dataset, run_dir, budget, seed), "--device", device])
         weights += ["--weights", f"{name}={run_dir / 'weights.pt'}"]
     methods = ["--method", ",".join(baselines.available())]
-    runs = out / "runs" / "demo"
+    # Shipped and freshly trained weights score into different run folders: a run folder resumes,
+    # and it must not mix two sets of weights under one method name.
+    runs = out / "runs" / ("demo-shipped" if shipped else "demo")
     step(["run", *methods, *weights, "--dataset", str(dataset), "--split", "test", "--metric", "psnr,ssim,piqe,niqe",
           "--niqe-model", str(niqe_model), "--save-outputs", "--out", str(runs), "--device", device, "--seed", str(seed),
           "--allow-failures"])  # failures are data: the leaderboard shows them in their own column
