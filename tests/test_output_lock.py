@@ -169,11 +169,12 @@ _FORKING_HOLDER = """
 import os, sys, time
 from collection.lock import output_lock
 with output_lock(sys.argv[1]):
-    child = os.fork()
-    if child == 0:  # a worker: outlives its parent for a while, like a probe worker after kill -9
+    if os.fork() == 0:  # a worker: outlives its parent for a while, like a probe worker after kill -9
+        # The fork hooks have run once fork returns here; saying so only now keeps the test from
+        # racing a child that the scheduler has not run yet (it failed so on a loaded machine).
+        print(os.getpid(), flush=True)
         time.sleep(30)
         os._exit(0)
-    print(child, flush=True)
     time.sleep(60)
 """
 
