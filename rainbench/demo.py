@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from collection.files import sha256_file
+
 # Clean natural photographs bundled inside scikit-image's wheel (no download). Paired scenes get
 # synthetic rain with their clean twin. Each unpaired scene is cut in two halves, one rainy
 # (trainA), the other clean (trainB), so both sides share the scenes' colour and brightness while
@@ -105,7 +107,7 @@ def usable_shipped(index_path: Path, seed: int) -> tuple[dict[str, Path], str | 
     files = {}
     for name, entry in record["methods"].items():
         path = SHIPPED_DIR / entry["file"]
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        if not path.is_file() or sha256_file(path) != entry["sha256"]:
             return {}, f"{path} is missing or does not match its sha256 in weights.json"
         files[name] = path
     return files, None
@@ -160,7 +162,7 @@ def make_demo_data(out: Path, size: int = FAST.size, seed: int = 0) -> Path:
         rainy_half, clean_half = unpaired_halves(image, swap=k % 2 == 1)
         save_image(add_rain(rainy_half, "rain100l", image_seed(seed, stem), return_layer=False)[0], rainy_target)
         save_image(clean_half, clean_target)
-    index = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+    index = {str(p.relative_to(out)): sha256_file(p)
              for p in sorted(out.rglob("*")) if p.is_file() and p.name != "index.json"}
     index_path = out / "index.json"
     index_path.write_text(json.dumps({"size": size, "seed": seed, "files": index}, indent=2, sort_keys=True))

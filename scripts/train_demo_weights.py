@@ -15,7 +15,6 @@ Under two hours on one core; finished runs are reused when the script is rerun.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 
 import rainbench
+from collection.files import atomic_write, sha256_file
 from rainbench.cli import cli
 from rainbench.demo import (FAST, SHIPPED, SHIPPED_DIR, data_fingerprint, ingest_command, learnable_methods,
                             make_demo_data, shipped_record, train_command)
@@ -47,9 +47,7 @@ def rainbench_cli(args: list[str]) -> None:
 def scores(run_dir: Path) -> dict[str, dict[str, float]]:
     """Mean of each metric per method over the test split, from a finished ``rainbench run``."""
     frame = read_results(run_dir)
-    means = frame.groupby(["method", "metric"])["value"].mean()
-    return {method: {metric: round(float(v), 4) for (m, metric), v in means.items() if m == method}
-            for method in frame["method"].unique()}
+    return frame.groupby(["method", "metric"])["value"].mean().round(4).unstack().to_dict("index")
 
 
 def main() -> None:
@@ -88,12 +86,12 @@ def main() -> None:
         target = SHIPPED_DIR / f"{name}.pt"
         shutil.copyfile(work / "train" / f"{name}-{SHIPPED.iters[name]}" / "weights.pt", target)
         entry["file"] = target.name
-        entry["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+        entry["sha256"] = sha256_file(target)
         record["methods"][name] = entry
         print(f"{name}: {entry}", flush=True)
     record["trained_with"] = {"rainbench": rainbench.__version__, "torch": torch.__version__,
                               "threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
-    (SHIPPED_DIR / "weights.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write(SHIPPED_DIR / "weights.json", json.dumps(record, indent=2, sort_keys=True) + "\n")
     print(f"wrote {SHIPPED_DIR / 'weights.json'}")
 
 
