@@ -125,16 +125,31 @@ def test_gmm_leaves_an_image_without_rain_like_detail_alone(name):
     assert torch.equal(make(name).derain(flat), flat)
 
 
-def test_gmm_default_is_the_paper_and_gains_less_than_gmm_plus(rainy_pair):
-    """``gmm`` keeps Li et al.'s published settings; the guided-seeded variant is the stronger one."""
+def test_gmm_default_keeps_the_papers_settings(rainy_pair):
+    """``gmm`` keeps Li et al.'s published settings where the paper gives them, and derains with them.
+
+    Which of ``gmm`` and ``gmm_plus`` gains more depends on the data (on Rain100L ``gmm_plus`` does,
+    on this texture-poor scene ``gmm`` does), so only each one's own gain is pinned here."""
     cfg = baselines.create("gmm").config
-    assert (cfg.patch, cfg.rain_components, cfg.region) == (8, 20, 100)
+    assert (cfg.patch, cfg.rain_components, cfg.region, cfg.beta) == (8, 20, 100, 0.01)
+    assert cfg.alpha == pytest.approx(0.05 / 255)
     clean, rainy = rainy_pair
     x = to_batch(rainy)
     base = psnr_y(rainy, clean)
-    paper = psnr_y(to_image(make("gmm").derain(x)), clean) - base
-    plus = psnr_y(to_image(make("gmm_plus").derain(x)), clean) - base
-    assert 0.5 < paper < plus
+    for name in ("gmm", "gmm_plus"):
+        assert psnr_y(to_image(make(name).derain(x)), clean) - base > 2.0, name
+
+
+def test_gmm_removes_the_rain_layer_with_an_exact_data_term():
+    """What ``gmm`` removes is the rain layer (not texture, not a global darkening)."""
+    clean = scene()
+    rainy, rain, _ = add_rain(clean, preset="rain100l", seed=0)
+    x = to_batch(rainy)
+    out = make("gmm").derain(x)
+    removed = x - out
+    assert (removed >= -1e-6).all()  # rain is additive light: only ever subtracted
+    assert np.corrcoef(removed[0, 0].numpy().ravel(), rain.ravel())[0, 1] > 0.7
+    assert psnr_y(to_image(out), clean) > psnr_y(rainy, clean) + 2.0
 
 
 def test_gmm_learns_rain_from_the_flattest_window_only():
