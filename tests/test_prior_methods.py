@@ -140,16 +140,22 @@ def test_gmm_default_keeps_the_papers_settings(rainy_pair):
         assert psnr_y(to_image(make(name).derain(x)), clean) - base > 2.0, name
 
 
-def test_gmm_removes_the_rain_layer_with_an_exact_data_term():
-    """What ``gmm`` removes is the rain layer (not texture, not a global darkening)."""
+def test_gmm_removes_most_of_each_streak():
+    """What ``gmm`` removes is the rain layer, most of each streak, not texture or a global darkening.
+
+    With the data term weighted 1 against the priors (rainbench before 2026-12-07) ``B + R`` drifted
+    from ``O``: it removed a fifth of each streak here (+2.2 dB) and 0.25-correlated texture on Rain100L."""
     clean = scene()
     rainy, rain, _ = add_rain(clean, preset="rain100l", seed=0)
     x = to_batch(rainy)
     out = make("gmm").derain(x)
-    removed = x - out
+    removed = (x - out).mean(1)[0].numpy()
     assert (removed >= -1e-6).all()  # rain is additive light: only ever subtracted
-    assert np.corrcoef(removed[0, 0].numpy().ravel(), rain.ravel())[0, 1] > 0.7
-    assert psnr_y(to_image(out), clean) > psnr_y(rainy, clean) + 2.0
+    wet, dry = rain > 0.05, rain < 0.01
+    assert removed[wet].mean() > 0.5 * rain[wet].mean()
+    assert removed[dry].mean() < 0.1 * removed[wet].mean()
+    assert np.corrcoef(removed.ravel(), rain.ravel())[0, 1] > 0.9
+    assert psnr_y(to_image(out), clean) > psnr_y(rainy, clean) + 5.0
 
 
 def test_gmm_learns_rain_from_the_flattest_window_only():
