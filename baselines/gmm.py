@@ -220,7 +220,8 @@ class GMMLayerPriors(_PatchPriorMethod):
         observed_grad = _gradient(padded)
         omega = cfg.omega
         for step in range(cfg.iters):
-            # Algorithm 1's steps from B = O, R = 0: the patch estimates g_B, g_R, then H, then R.
+            # Each step: the patch estimates g_B, g_R of the current layers (B = O, R = 0 at the start;
+            # Algorithm 1 never initialises them for its first {B, R} step), then H, then R.
             noise_var = cfg.gamma / (2 * omega)
             back_hat = self._estimate(padded - rain, back_prior, noise_var)
             rain_hat = self._estimate(rain, rain_prior, noise_var) if step else rain  # R = 0 at the start
